@@ -1,0 +1,65 @@
+# berth: `make run` (demo container) and `make test` (every test), each on a
+# fresh Debian 12 machine as root; both install what they need.
+
+CARGO ?= cargo
+VM := ../shared/vm/run-in-vm.sh
+APT_PKGS := busybox-static qemu-system-x86 iproute2
+FIXTURES := target/fixtures
+DEMO := target/demo
+
+.PHONY: all deps build release fixtures run test test-host test-vm lint clean
+
+all: release
+
+# Debian packages: busybox-static (fixture rootfs), qemu-system-x86 (the
+# cgroup v2 VM). apt-get update runs only when something is missing.
+deps:
+	@missing=""; for p in $(APT_PKGS); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	@command -v $(CARGO) >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cargo; }
+
+build: deps
+	$(CARGO) build
+
+release: deps
+	$(CARGO) build --release
+
+fixtures: deps
+	@[ -x $(FIXTURES)/busybox/bin/busybox ] || sh rootfs-fixtures/busybox-rootfs.sh $(FIXTURES)/busybox
+
+# A demo container: prints its hostname, its pid (1) and its memory limit.
+run: release fixtures
+	rm -rf $(DEMO) && mkdir -p $(DEMO)/bundle
+	cp -a $(FIXTURES)/busybox $(DEMO)/bundle/rootfs
+	cp rootfs-fixtures/demo-config.json $(DEMO)/bundle/config.json
+	./target/release/berth --root $(DEMO)/state run -b $(DEMO)/bundle berth-demo
+
+test: test-host test-vm
+
+# Unit tests and the integration suite on this host (cgroup v1 or hybrid
+# here). Integration tests share the host's mount table and cgroup tree, so
+# they run one at a time to make the leak check exact.
+test-host: build fixtures
+	$(CARGO) test --workspace -- --test-threads=1
+
+# The same integration suite inside a cgroup-v2-only VM.
+test-vm: build fixtures
+	$(VM) --setup >/dev/null
+	@bin=$$($(CARGO) test --no-run --test runtime --message-format=json 2>/dev/null \
+	    | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1); \
+	[ -n "$$bin" ] || { echo "cannot find the runtime test binary" >&2; exit 1; }; \
+	rel=$${bin#$(CURDIR)/}; \
+	echo "cgroup v2 VM: $$rel"; \
+	VM_TIMEOUT=1200 $(VM) "$(CURDIR)" sh /host/tests/vm/cgroup-v2.sh /host/$$rel
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean

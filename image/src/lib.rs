@@ -1,0 +1,1 @@
+//! berth-image: the OCI image half of berth. Filled by the images issue.

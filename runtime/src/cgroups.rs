@@ -1,0 +1,547 @@
+//! Cgroups v1, v2 and hybrid hosts, written through cgroupfs directly.
+//!
+//! berth detects the layout from one read of /proc/self/mountinfo:
+//! - unified: one cgroup2 mount at /sys/fs/cgroup; the container gets one
+//!   directory and is cloned straight into it (`CLONE_INTO_CGROUP`);
+//! - legacy/hybrid: one directory per mounted v1 hierarchy (plus the
+//!   cgroup2 mount of a hybrid host, as runc does); the parent writes the
+//!   init's pid to each `cgroup.procs` before releasing it.
+//!
+//! Relative `linux.cgroupsPath` values (and the default `berth/<id>`) are
+//! taken relative to berth's own cgroup (on a unified host, to its parent,
+//! which has no processes), absolute ones to the hierarchy root (runc's
+//! rules). Only the directories berth creates are removed on delete.
+
+use crate::error::{Error, Result};
+use oci_spec::runtime::LinuxResources;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+/// One mounted cgroup hierarchy.
+#[derive(Clone, Debug)]
+pub struct Hierarchy {
+    /// Where it is mounted on the host.
+    pub mount: PathBuf,
+    /// The path inside the hierarchy that is mounted there ("/" usually).
+    pub mount_root: PathBuf,
+    /// v1 controllers (and `name=` options); empty for cgroup2.
+    pub controllers: Vec<String>,
+    pub v2: bool,
+}
+
+impl Hierarchy {
+    /// The directory name to use under a container's cgroup mount.
+    pub fn name(&self) -> String {
+        if self.v2 {
+            "unified".into()
+        } else {
+            self.controllers
+                .iter()
+                .map(|c| c.strip_prefix("name=").unwrap_or(c))
+                .collect::<Vec<_>>()
+                .join(",")
+        }
+    }
+    fn has(&self, c: &str) -> bool {
+        self.controllers.iter().any(|x| x == c)
+    }
+}
+
+/// The host's cgroup layout.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    pub hierarchies: Vec<Hierarchy>,
+}
+
+impl Layout {
+    /// Reads the layout from /proc/self/mountinfo.
+    pub fn detect() -> Result<Layout> {
+        let mi = std::fs::read_to_string("/proc/self/mountinfo")
+            .map_err(|e| Error::io("cannot read", "/proc/self/mountinfo", e))?;
+        let mut hierarchies = Vec::new();
+        for line in mi.lines() {
+            let Some((pre, post)) = line.split_once(" - ") else {
+                continue;
+            };
+            let pre: Vec<&str> = pre.split(' ').collect();
+            let post: Vec<&str> = post.split(' ').collect();
+            if pre.len() < 5 || post.len() < 3 {
+                continue;
+            }
+            let (fstype, opts) = (post[0], post[2]);
+            let v2 = match fstype {
+                "cgroup2" => true,
+                "cgroup" => false,
+                _ => continue,
+            };
+            let controllers = if v2 {
+                Vec::new()
+            } else {
+                opts.split(',')
+                    .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("release_agent"))
+                    .filter(|o| {
+                        !["noprefix", "clone_children", "xattr", "cpuset_v2_mode"].contains(o)
+                    })
+                    .map(str::to_string)
+                    .collect()
+            };
+            hierarchies.push(Hierarchy {
+                mount: PathBuf::from(unescape(pre[4])),
+                mount_root: PathBuf::from(unescape(pre[3])),
+                controllers,
+                v2,
+            });
+        }
+        Ok(Layout { hierarchies })
+    }
+
+    /// A host with only cgroup2 mounted.
+    pub fn unified(&self) -> bool {
+        !self.hierarchies.is_empty() && self.hierarchies.iter().all(|h| h.v2)
+    }
+
+    pub fn v1(&self) -> impl Iterator<Item = &Hierarchy> {
+        self.hierarchies.iter().filter(|h| !h.v2)
+    }
+}
+
+/// Mountinfo escapes space, tab, newline and backslash as octal.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// berth's own cgroup in a hierarchy, from /proc/self/cgroup.
+fn own_cgroup(own: &str, h: &Hierarchy) -> PathBuf {
+    for line in own.lines() {
+        let mut f = line.splitn(3, ':');
+        let (_, ctrls, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or("/"));
+        let matches = if h.v2 {
+            ctrls.is_empty()
+        } else {
+            let set: Vec<&str> = ctrls.split(',').collect();
+            !ctrls.is_empty() && h.controllers.iter().all(|c| set.contains(&c.as_str()))
+        };
+        if matches {
+            return PathBuf::from(path);
+        }
+    }
+    PathBuf::from("/")
+}
+
+/// The host directory of cgroup path `cg` (absolute within the hierarchy).
+fn host_dir(h: &Hierarchy, cg: &Path) -> PathBuf {
+    let rel = cg.strip_prefix(&h.mount_root).unwrap_or(cg);
+    let rel = rel.strip_prefix("/").unwrap_or(rel);
+    h.mount.join(rel)
+}
+
+/// Splits `cgroupsPath` into (absolute?, components), refusing `..`.
+fn parse_path(path: &str) -> Result<(bool, Vec<&str>)> {
+    let comps: Vec<&str> = path
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    if comps.contains(&"..") {
+        return Err(Error::invalid(
+            "linux.cgroupsPath",
+            format!("{path:?} contains .."),
+        ));
+    }
+    if path.contains(':') && !path.starts_with('/') {
+        return Err(Error::invalid(
+            "linux.cgroupsPath",
+            format!("{path:?} looks like a systemd slice:prefix:name path; --systemd-cgroup is not supported yet"),
+        ));
+    }
+    if comps.is_empty() {
+        return Err(Error::invalid(
+            "linux.cgroupsPath",
+            format!("{path:?} names no cgroup"),
+        ));
+    }
+    Ok((path.starts_with('/'), comps))
+}
+
+/// The container's cgroup, one directory per hierarchy.
+pub struct Cgroup {
+    /// (hierarchy, leaf directory) pairs.
+    pub dirs: Vec<(Hierarchy, PathBuf)>,
+    unified: bool,
+}
+
+impl Cgroup {
+    /// Works out where the container's cgroup goes (nothing is created).
+    pub fn plan(layout: &Layout, cgroups_path: &str) -> Result<Cgroup> {
+        let (abs, comps) = parse_path(cgroups_path)?;
+        let own = if abs {
+            String::new()
+        } else {
+            std::fs::read_to_string("/proc/self/cgroup")
+                .map_err(|e| Error::io("cannot read", "/proc/self/cgroup", e))?
+        };
+        let mut dirs = Vec::new();
+        for h in &layout.hierarchies {
+            let mut cg = if abs {
+                PathBuf::from("/")
+            } else if h.v2 && layout.unified() {
+                // berth's own cgroup most likely has processes, so no
+                // controllers can be enabled below it: use its parent (runc).
+                let own = own_cgroup(&own, h);
+                own.parent().map(Path::to_path_buf).unwrap_or(own)
+            } else {
+                own_cgroup(&own, h)
+            };
+            cg.extend(&comps);
+            dirs.push((h.clone(), host_dir(h, &cg)));
+        }
+        if dirs.is_empty() {
+            return Err(Error::Other("no cgroup hierarchy is mounted".into()));
+        }
+        Ok(Cgroup {
+            dirs,
+            unified: layout.unified(),
+        })
+    }
+
+    /// The directories that do not exist yet, leaf first per hierarchy: what
+    /// `create` will make and `delete` will remove. Recorded before creating.
+    pub fn to_create(&self) -> Vec<Vec<PathBuf>> {
+        self.dirs
+            .iter()
+            .map(|(h, leaf)| {
+                let mut v = Vec::new();
+                let mut d = leaf.as_path();
+                while d != h.mount && !d.exists() {
+                    v.push(d.to_path_buf());
+                    match d.parent() {
+                        Some(p) => d = p,
+                        None => break,
+                    }
+                }
+                v
+            })
+            .collect()
+    }
+
+    /// Creates the directories and writes the resource limits.
+    pub fn create(&self, res: Option<&LinuxResources>) -> Result<()> {
+        for (h, leaf) in &self.dirs {
+            if h.v2 && self.unified {
+                enable_controllers(&h.mount, leaf)?;
+            }
+            mkdir_all(leaf, h)?;
+        }
+        if let Some(res) = res {
+            self.apply(res)?;
+        }
+        Ok(())
+    }
+
+    /// The unified-mode leaf, for `CLONE_INTO_CGROUP`.
+    pub fn unified_dir(&self) -> Option<&Path> {
+        if self.unified {
+            self.dirs.first().map(|(_, d)| d.as_path())
+        } else {
+            None
+        }
+    }
+
+    /// Moves `pid` into every directory (v1 and hybrid hosts; unified hosts
+    /// clone straight into the cgroup).
+    pub fn add(&self, pid: i32) -> Result<()> {
+        if self.unified {
+            return Ok(());
+        }
+        for (_, d) in &self.dirs {
+            write(d, "cgroup.procs", &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Writes `linux.resources` (memory, cpu, cpuset, pids).
+    pub fn apply(&self, res: &LinuxResources) -> Result<()> {
+        for (h, d) in &self.dirs {
+            if h.v2 && self.unified {
+                apply_v2(d, res)?;
+            } else if !h.v2 {
+                apply_v1(h, d, res)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn write(dir: &Path, file: &str, val: &str) -> Result<()> {
+    let p = dir.join(file);
+    std::fs::write(&p, val).map_err(|e| {
+        Error::Other(format!(
+            "cgroup: cannot write {val:?} to {}: {e}",
+            p.display()
+        ))
+    })
+}
+
+fn mkdir_all(leaf: &Path, h: &Hierarchy) -> Result<()> {
+    // Walk down from the mount so cpuset dirs can inherit cpus and mems.
+    let rel = leaf.strip_prefix(&h.mount).unwrap_or(leaf);
+    let mut d = h.mount.clone();
+    for c in rel.components() {
+        let parent = d.clone();
+        d.push(c);
+        match std::fs::create_dir(&d) {
+            Ok(()) => {
+                if h.has("cpuset") {
+                    for f in ["cpuset.cpus", "cpuset.mems"] {
+                        let v = std::fs::read_to_string(parent.join(f)).unwrap_or_default();
+                        write(&d, f, v.trim())?;
+                    }
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io("cannot create cgroup", &d, e)),
+        }
+    }
+    Ok(())
+}
+
+/// On a unified host, enables the controllers berth uses in every ancestor's
+/// `cgroup.subtree_control` down to the leaf's parent.
+fn enable_controllers(mount: &Path, leaf: &Path) -> Result<()> {
+    let rel = leaf.strip_prefix(mount).unwrap_or(leaf);
+    let mut d = mount.to_path_buf();
+    let comps: Vec<_> = rel.components().collect();
+    for (i, c) in comps.iter().enumerate() {
+        let avail = std::fs::read_to_string(d.join("cgroup.controllers")).unwrap_or_default();
+        let have = std::fs::read_to_string(d.join("cgroup.subtree_control")).unwrap_or_default();
+        let want: Vec<String> = ["cpu", "cpuset", "memory", "pids", "io", "hugetlb"]
+            .iter()
+            .filter(|c| avail.split_whitespace().any(|a| a == **c))
+            .filter(|c| !have.split_whitespace().any(|a| a == **c))
+            .map(|c| format!("+{c}"))
+            .collect();
+        if !want.is_empty() {
+            write(&d, "cgroup.subtree_control", &want.join(" "))?;
+        }
+        d.push(c);
+        if i + 1 < comps.len() {
+            match std::fs::create_dir(&d) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::io("cannot create cgroup", &d, e)),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn limit(v: i64) -> String {
+    if v < 0 {
+        "max".into()
+    } else {
+        v.to_string()
+    }
+}
+
+fn apply_v2(d: &Path, res: &LinuxResources) -> Result<()> {
+    if let Some(m) = res.memory() {
+        if let Some(l) = m.limit() {
+            write(d, "memory.max", &limit(l))?;
+        }
+        if let Some(r) = m.reservation() {
+            write(d, "memory.low", &limit(r))?;
+        }
+        if let Some(s) = m.swap() {
+            // The spec's swap is memory+swap; cgroup2 limits swap alone.
+            let v = match (s, m.limit()) {
+                (-1, _) => "max".to_string(),
+                (s, Some(l)) if l >= 0 => (s - l).max(0).to_string(),
+                (s, _) => s.to_string(),
+            };
+            if d.join("memory.swap.max").exists() {
+                write(d, "memory.swap.max", &v)?;
+            }
+        }
+    }
+    if let Some(c) = res.cpu() {
+        if let Some(shares) = c.shares().filter(|s| *s > 0) {
+            // runc's conversion of the [2, 262144] shares range to [1, 10000].
+            let w = 1 + (shares.clamp(2, 262_144) - 2) * 9999 / 262_142;
+            write(d, "cpu.weight", &w.to_string())?;
+        }
+        if c.quota().is_some() || c.period().is_some() {
+            let q = c
+                .quota()
+                .filter(|q| *q > 0)
+                .map_or("max".to_string(), |q| q.to_string());
+            let p = c.period().unwrap_or(100_000);
+            write(d, "cpu.max", &format!("{q} {p}"))?;
+        }
+        if let Some(cpus) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
+            write(d, "cpuset.cpus", cpus)?;
+        }
+        if let Some(mems) = c.mems().as_deref().filter(|s| !s.is_empty()) {
+            write(d, "cpuset.mems", mems)?;
+        }
+    }
+    if let Some(p) = res.pids() {
+        if p.limit() != 0 {
+            write(d, "pids.max", &limit(p.limit()))?;
+        }
+    }
+    Ok(())
+}
+
+fn apply_v1(h: &Hierarchy, d: &Path, res: &LinuxResources) -> Result<()> {
+    if h.has("memory") {
+        if let Some(m) = res.memory() {
+            if let Some(l) = m.limit() {
+                // Raise memsw first when it would be below the new limit.
+                if let Some(s) = m.swap().filter(|s| *s == -1 || *s >= l.max(0)) {
+                    let _ = write(d, "memory.memsw.limit_in_bytes", &s.to_string());
+                }
+                write(d, "memory.limit_in_bytes", &l.to_string())?;
+            }
+            if let Some(s) = m.swap() {
+                if d.join("memory.memsw.limit_in_bytes").exists() {
+                    write(d, "memory.memsw.limit_in_bytes", &s.to_string())?;
+                }
+            }
+            if let Some(r) = m.reservation() {
+                write(d, "memory.soft_limit_in_bytes", &r.to_string())?;
+            }
+        }
+    }
+    if let Some(c) = res.cpu() {
+        if h.has("cpu") {
+            if let Some(s) = c.shares().filter(|s| *s > 0) {
+                write(d, "cpu.shares", &s.to_string())?;
+            }
+            if let Some(p) = c.period().filter(|p| *p > 0) {
+                write(d, "cpu.cfs_period_us", &p.to_string())?;
+            }
+            if let Some(q) = c.quota().filter(|q| *q != 0) {
+                write(d, "cpu.cfs_quota_us", &q.to_string())?;
+            }
+        }
+        if h.has("cpuset") {
+            if let Some(cpus) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
+                write(d, "cpuset.cpus", cpus)?;
+            }
+            if let Some(mems) = c.mems().as_deref().filter(|s| !s.is_empty()) {
+                write(d, "cpuset.mems", mems)?;
+            }
+        }
+    }
+    if h.has("pids") {
+        if let Some(p) = res.pids() {
+            if p.limit() != 0 {
+                write(d, "pids.max", &limit(p.limit()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Pids in the first recorded cgroup (every hierarchy holds the same ones).
+pub fn procs(cgroups: &[Vec<PathBuf>]) -> Vec<i32> {
+    cgroups
+        .iter()
+        .filter_map(|v| v.first())
+        .find_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
+        .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// Whether the container's cgroup is frozen (v1 freezer or v2 cgroup.freeze).
+pub fn frozen(cgroups: &[Vec<PathBuf>]) -> bool {
+    cgroups.iter().filter_map(|v| v.first()).any(|d| {
+        std::fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
+            || std::fs::read_to_string(d.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
+    })
+}
+
+/// Kills every process left in the cgroups and removes the directories berth
+/// created, leaf first. Idempotent: missing directories are fine.
+pub fn remove(cgroups: &[Vec<PathBuf>]) -> Result<()> {
+    for _ in 0..200 {
+        let pids = procs(cgroups);
+        if pids.is_empty() {
+            break;
+        }
+        for p in pids {
+            // These pids are in the container's own cgroup: berth started them.
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::SIGKILL);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    for chain in cgroups {
+        for (i, d) in chain.iter().enumerate() {
+            let mut tries = 0;
+            loop {
+                match std::fs::remove_dir(d) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == ErrorKind::NotFound => break,
+                    // A parent that another container now uses stays.
+                    Err(_) if i > 0 => break,
+                    Err(e) if tries < 100 => {
+                        let _ = e;
+                        tries += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                    Err(e) => return Err(Error::io("cannot remove cgroup", d, e)),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        assert!(parse_path("../x").is_err());
+        assert!(parse_path("/").is_err());
+        assert_eq!(parse_path("/a/b").unwrap(), (true, vec!["a", "b"]));
+        assert_eq!(parse_path("a//b/").unwrap(), (false, vec!["a", "b"]));
+        assert_eq!(unescape("/a\\040b"), "/a b");
+    }
+
+    #[test]
+    fn own_cgroup_lines() {
+        let own = "4:memory:/x/y\n3:cpu,cpuacct:/c\n0::/u\n";
+        let h = |c: &[&str], v2| Hierarchy {
+            mount: "/sys/fs/cgroup/m".into(),
+            mount_root: "/".into(),
+            controllers: c.iter().map(|s| s.to_string()).collect(),
+            v2,
+        };
+        assert_eq!(
+            own_cgroup(own, &h(&["memory"], false)),
+            PathBuf::from("/x/y")
+        );
+        assert_eq!(
+            own_cgroup(own, &h(&["cpu", "cpuacct"], false)),
+            PathBuf::from("/c")
+        );
+        assert_eq!(own_cgroup(own, &h(&[], true)), PathBuf::from("/u"));
+    }
+}

@@ -1,0 +1,523 @@
+//! The lifecycle operations (runtime.md "Operations") as the CLI calls them.
+
+use crate::cgroups::{self, Cgroup, Layout};
+use crate::channel::{self, Msg};
+use crate::error::{Error, Result, SysCtx};
+use crate::init;
+use crate::namespaces::Plan;
+use crate::spec::{self, Bundle};
+use crate::state::{self, Record, Status, Store, START_SOCK};
+use crate::util;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+/// Options of `create` (and `run`).
+#[derive(Default, Clone)]
+pub struct CreateOpts {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    /// `run` in the foreground: the caller stays the init's parent.
+    pub foreground: bool,
+}
+
+/// A short path to `name` inside `dir` through /proc/self/fd, so unix
+/// socket addresses fit in sun_path whatever the length of `--root`.
+fn short_path(dir: &impl AsRawFd, name: &str) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}/{name}", dir.as_raw_fd()))
+}
+
+/// clone3(2) flag (libc's constant is deprecated for overflowing c_int).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// clone3(2) without a new stack: returns twice, like fork(2).
+fn clone3(flags: u64, cgroup_fd: Option<&OwnedFd>) -> nix::Result<i32> {
+    let mut args = CloneArgs {
+        flags,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    if let Some(fd) = cgroup_fd {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd.as_raw_fd() as u64;
+    }
+    // SAFETY: berth is single-threaded here (no thread is started before the
+    // clone), so the child is a consistent copy; a zero stack makes clone3
+    // behave like fork. The struct outlives the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    nix::errno::Errno::result(r).map(|r| r as i32)
+}
+
+pub struct Runtime {
+    pub store: Store,
+}
+
+impl Runtime {
+    pub fn new(root: &Path) -> Result<Runtime> {
+        Ok(Runtime {
+            store: Store::open(root)?,
+        })
+    }
+
+    /// `create`: sets the container up and leaves its init waiting for
+    /// `start`. Returns the init's pid. On failure nothing is left behind.
+    pub fn create(&self, o: &CreateOpts) -> Result<i32> {
+        state::validate_id(&o.id)?;
+        let bundle = spec::load_bundle(&o.bundle)?;
+        let linux = bundle.spec.linux().as_ref();
+        let ns = Plan::new(linux.and_then(|l| l.namespaces().as_deref()).unwrap_or(&[]))?;
+        let process = bundle.spec.process().as_ref().expect("validated");
+        if process.terminal().unwrap_or(false) && o.console_socket.is_none() {
+            return Err(Error::Other(if o.foreground {
+                "process.terminal: a terminal in the foreground is not supported yet; use --console-socket or terminal: false".into()
+            } else {
+                "cannot allocate tty if berth will detach without setting console socket".into()
+            }));
+        }
+        if bundle
+            .spec
+            .hostname()
+            .as_deref()
+            .is_some_and(|h| !h.is_empty())
+            && !ns.new_uts
+            && !ns
+                .join
+                .iter()
+                .any(|(f, _)| *f == nix::sched::CloneFlags::CLONE_NEWUTS)
+        {
+            return Err(Error::invalid(
+                "hostname",
+                "cannot set hostname without a private UTS namespace",
+            ));
+        }
+        let console = match &o.console_socket {
+            Some(p) => Some(
+                UnixStream::connect(p)
+                    .map_err(|e| Error::io("cannot connect to --console-socket", p, e))?,
+            ),
+            None => None,
+        };
+        let layout = Layout::detect()?;
+        let cg_path = linux
+            .and_then(|l| l.cgroups_path().as_ref())
+            .map(|p| p.to_string_lossy().into_owned())
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| format!("berth/{}", o.id));
+        let cgroup = Cgroup::plan(&layout, &cg_path)?;
+
+        let (dir, _lock) = self.store.claim(&o.id)?;
+        let (secs, nanos) = util::now();
+        let mut annotations = serde_json::Map::new();
+        let mut ann: Vec<_> = bundle.spec.annotations().iter().flatten().collect();
+        ann.sort();
+        for (k, v) in ann {
+            annotations.insert(k.clone(), v.clone().into());
+        }
+        let mut rec = Record {
+            id: o.id.clone(),
+            bundle: bundle.dir.clone(),
+            rootfs: bundle.rootfs.clone(),
+            created: util::rfc3339_nanos(secs, nanos),
+            annotations,
+            cgroups: cgroup.to_create(),
+            own_pidns: ns.new_pid || ns.join_pid.is_some(),
+            ..Default::default()
+        };
+        let res = self
+            .store
+            .save(&rec)
+            .and_then(|_| self.spawn(o, &bundle, &ns, &cgroup, &dir, console));
+        match res {
+            Ok((pid, start)) => {
+                rec.pid = pid;
+                rec.pid_start = start;
+                let saved = self.store.save(&rec).and_then(|_| match &o.pid_file {
+                    Some(f) => write_pid_file(f, pid),
+                    None => Ok(()),
+                });
+                if let Err(e) = saved {
+                    kill_and_reap(pid, o.foreground);
+                    self.cleanup(&rec);
+                    return Err(e);
+                }
+                Ok(pid)
+            }
+            Err(e) => {
+                self.cleanup(&rec);
+                Err(e)
+            }
+        }
+    }
+
+    /// Clones the init and drives it to Ready. Returns (pid, start time).
+    fn spawn(
+        &self,
+        o: &CreateOpts,
+        bundle: &Bundle,
+        ns: &Plan,
+        cgroup: &Cgroup,
+        dir: &Path,
+        console: Option<UnixStream>,
+    ) -> Result<(i32, u64)> {
+        let res = bundle
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().as_ref());
+        cgroup.create(res)?;
+        let dirfd = std::fs::File::open(dir).map_err(|e| Error::io("cannot open", dir, e))?;
+        let listener = UnixListener::bind(short_path(&dirfd, START_SOCK))
+            .map_err(|e| Error::io("cannot listen on", dir.join(START_SOCK), e))?;
+        let cg_fd = match cgroup.unified_dir() {
+            Some(d) => Some(
+                nix::fcntl::open(
+                    d,
+                    nix::fcntl::OFlag::O_PATH
+                        | nix::fcntl::OFlag::O_DIRECTORY
+                        | nix::fcntl::OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                )
+                .ctx(|| format!("open cgroup {}", d.display()))?,
+            ),
+            None => None,
+        };
+        if let Some(p) = &ns.join_pid {
+            let f = std::fs::File::open(p).map_err(|e| Error::io("open namespace", p, e))?;
+            nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWPID)
+                .ctx(|| format!("setns {}", p.display()))?;
+        }
+        let (mut parent, child) = channel::pair().ctx(|| "socketpair".into())?;
+        let pid = clone3(ns.clone_flags, cg_fd.as_ref()).ctx(|| "clone3 container init".into())?;
+        if pid == 0 {
+            drop(parent);
+            init::run(init::Args {
+                bundle,
+                ns,
+                cgroup,
+                chan: child,
+                listener,
+                console,
+                no_pivot: o.no_pivot,
+                no_new_keyring: o.no_new_keyring,
+                preserve_fds: o.preserve_fds,
+            });
+        }
+        drop(child);
+        drop(listener);
+        drop(console);
+        let mut setup = || -> Result<()> {
+            if ns.new_user {
+                let linux = bundle.spec.linux().as_ref().expect("validated");
+                write_map(
+                    pid,
+                    "uid_map",
+                    linux.uid_mappings().as_deref().unwrap_or(&[]),
+                )?;
+                write_map(
+                    pid,
+                    "gid_map",
+                    linux.gid_mappings().as_deref().unwrap_or(&[]),
+                )?;
+            }
+            cgroup.add(pid)?;
+            if let Some(adj) = bundle
+                .spec
+                .process()
+                .as_ref()
+                .and_then(|p| p.oom_score_adj())
+            {
+                std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
+                    .map_err(|e| Error::invalid("process.oomScoreAdj", format!("{adj}: {e}")))?;
+            }
+            parent
+                .send(&Msg::Go)
+                .map_err(|e| Error::Init(format!("cannot release init: {e}")))?;
+            match parent.recv() {
+                Ok(Some(Msg::Ready)) => Ok(()),
+                Ok(Some(Msg::Error(m))) => Err(Error::Init(m)),
+                _ => Err(Error::Init("exited during set-up".into())),
+            }
+        };
+        if let Err(e) = setup() {
+            kill_and_reap(pid, true);
+            return Err(e);
+        }
+        let start = state::proc_stat(pid).map(|s| s.1).unwrap_or(0);
+        Ok((pid, start))
+    }
+
+    /// Removes what a create set up (idempotent).
+    fn cleanup(&self, rec: &Record) {
+        let _ = cgroups::remove(&rec.cgroups);
+        let _ = self.store.remove(&rec.id);
+    }
+
+    /// `start`: releases a created container's init to exec the program.
+    pub fn start(&self, id: &str) -> Result<()> {
+        let rec = self.store.load(id)?;
+        match self.store.status(&rec) {
+            Status::Created => {}
+            Status::Stopped => return Err(Error::StartStopped),
+            Status::Creating => {
+                return Err(Error::Other("container is still being created".into()))
+            }
+            Status::Running | Status::Paused => return Err(Error::AlreadyRunning),
+        }
+        let dir = self.store.dir(id);
+        let dirfd = std::fs::File::open(&dir).map_err(|e| Error::io("cannot open", &dir, e))?;
+        let mut conn = UnixStream::connect(short_path(&dirfd, START_SOCK))
+            .map_err(|e| Error::io("cannot reach container init at", dir.join(START_SOCK), e))?;
+        // From now on the container counts as running.
+        let _ = std::fs::remove_file(dir.join(START_SOCK));
+        conn.write_all(b"S")
+            .map_err(|e| Error::Init(format!("cannot start: {e}")))?;
+        let mut msg = String::new();
+        let _ = conn.read_to_string(&mut msg);
+        if !msg.is_empty() {
+            return Err(Error::Init(msg));
+        }
+        Ok(())
+    }
+
+    /// `state`: the runtime-spec state document.
+    pub fn state(&self, id: &str) -> Result<serde_json::Value> {
+        let rec = self.store.load(id)?;
+        Ok(self.store.state_json(&rec))
+    }
+
+    /// `list`: the state of every container.
+    pub fn list(&self) -> Result<Vec<serde_json::Value>> {
+        let mut out = Vec::new();
+        for id in self.store.ids()? {
+            if let Ok(rec) = self.store.load(&id) {
+                out.push(self.store.state_json(&rec));
+            }
+        }
+        Ok(out)
+    }
+
+    /// `kill`: sends `sig` to the init, or with `all` to every process of
+    /// the container's cgroup.
+    pub fn kill(&self, id: &str, sig: Signal, all: bool) -> Result<()> {
+        let rec = self.store.load(id)?;
+        let status = self.store.status(&rec);
+        if matches!(status, Status::Stopped | Status::Creating) {
+            return Err(Error::NotRunning);
+        }
+        if all {
+            for p in cgroups::procs(&rec.cgroups) {
+                let _ = nix::sys::signal::kill(Pid::from_raw(p), sig);
+            }
+            return Ok(());
+        }
+        let fd = pidfd(&rec).ok_or(Error::NotRunning)?;
+        pidfd_signal(&fd, sig).ctx(|| format!("kill {sig}"))
+    }
+
+    /// `delete`: removes a stopped (or, with `force`, any) container.
+    pub fn delete(&self, id: &str, force: bool) -> Result<()> {
+        let _lock = self.store.lock(id)?;
+        let rec = self.store.load(id)?;
+        match self.store.status(&rec) {
+            Status::Stopped | Status::Creating => {}
+            // runc deletes a created container: it never ran the program.
+            Status::Created => stop(&rec),
+            s @ (Status::Running | Status::Paused) => {
+                if !force {
+                    return Err(Error::NotStopped {
+                        id: id.into(),
+                        status: s.to_string(),
+                    });
+                }
+                stop(&rec);
+            }
+        }
+        cgroups::remove(&rec.cgroups)?;
+        self.store.remove(id)
+    }
+
+    /// `run`: create + start; in the foreground, waits for the container,
+    /// forwards signals to it, deletes it and returns its exit status
+    /// (128+N for a signal).
+    pub fn run(&self, o: &CreateOpts, keep: bool) -> Result<i32> {
+        let pid = self.create(o)?;
+        if !o.foreground {
+            if let Err(e) = self.start(&o.id) {
+                let _ = self.delete(&o.id, true);
+                return Err(e);
+            }
+            return Ok(0);
+        }
+        use nix::sys::signal::{SigSet, SigmaskHow};
+        let mut set = SigSet::empty();
+        for s in [
+            Signal::SIGINT,
+            Signal::SIGTERM,
+            Signal::SIGHUP,
+            Signal::SIGQUIT,
+            Signal::SIGUSR1,
+            Signal::SIGUSR2,
+            Signal::SIGWINCH,
+        ] {
+            set.add(s);
+        }
+        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None);
+        if let Err(e) = self.start(&o.id) {
+            let _ = self.delete(&o.id, true);
+            return Err(e);
+        }
+        let code = wait_forwarding(pid, &set);
+        if !keep {
+            let _ = self.delete(&o.id, true);
+        }
+        Ok(code)
+    }
+}
+
+/// Waits for the child `pid`, forwarding the signals in `set` to it.
+fn wait_forwarding(pid: i32, set: &nix::sys::signal::SigSet) -> i32 {
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    let sfd = SignalFd::with_flags(set, SfdFlags::SFD_CLOEXEC).ok();
+    let pfd = pidfd_open(pid);
+    loop {
+        if let (Some(sfd), Some(pfd)) = (&sfd, &pfd) {
+            let mut fds = [
+                nix::poll::PollFd::new(sfd.as_fd(), nix::poll::PollFlags::POLLIN),
+                nix::poll::PollFd::new(pfd.as_fd(), nix::poll::PollFlags::POLLIN),
+            ];
+            let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE);
+            if fds[0].revents().is_some_and(|r| !r.is_empty()) {
+                if let Ok(Some(si)) = sfd.read_signal() {
+                    if let Ok(sig) = Signal::try_from(si.ssi_signo as i32) {
+                        let _ = pidfd_signal(pfd, sig);
+                    }
+                }
+                continue;
+            }
+        }
+        match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::__WALL)) {
+            Ok(WaitStatus::Exited(_, c)) => return c,
+            Ok(WaitStatus::Signaled(_, s, _)) => return 128 + s as i32,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Ok(_) => continue,
+            Err(_) => return 255,
+        }
+    }
+}
+
+fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: a non-negative return is a fresh fd we own.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// A pidfd of the container init, if it is still the recorded process.
+fn pidfd(rec: &Record) -> Option<OwnedFd> {
+    let fd = pidfd_open(rec.pid)?;
+    // Checked after opening: the pidfd pins the process we verified.
+    state::alive(rec.pid, rec.pid_start).then_some(fd)
+}
+
+fn pidfd_signal(fd: &OwnedFd, sig: Signal) -> nix::Result<()> {
+    // SAFETY: pidfd_send_signal with a valid pidfd, a signal number, no siginfo.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            sig as i32,
+            0usize,
+            0,
+        )
+    };
+    nix::errno::Errno::result(r).map(drop)
+}
+
+/// SIGKILLs the container init (if still the recorded process) and waits
+/// for it to die. Other processes go with its pid namespace or are killed
+/// through the cgroup by the caller.
+fn stop(rec: &Record) {
+    if let Some(fd) = pidfd(rec) {
+        let _ = pidfd_signal(&fd, Signal::SIGKILL);
+        let mut p = [nix::poll::PollFd::new(
+            fd.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let _ = nix::poll::poll(&mut p, nix::poll::PollTimeout::from(10_000u16));
+    }
+}
+
+fn kill_and_reap(pid: i32, is_child: bool) {
+    let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+    if is_child {
+        let _ = nix::sys::wait::waitpid(
+            Pid::from_raw(pid),
+            Some(nix::sys::wait::WaitPidFlag::__WALL),
+        );
+    }
+}
+
+/// Writes a uid_map or gid_map of the init (user_namespaces(7)).
+fn write_map(pid: i32, file: &str, maps: &[oci_spec::runtime::LinuxIdMapping]) -> Result<()> {
+    let s: String = maps
+        .iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect();
+    let p = format!("/proc/{pid}/{file}");
+    std::fs::write(&p, s).map_err(|e| {
+        Error::invalid(
+            format!(
+                "linux.{}",
+                if file == "uid_map" {
+                    "uidMappings"
+                } else {
+                    "gidMappings"
+                }
+            ),
+            format!("writing {p}: {e}"),
+        )
+    })
+}
+
+/// The pid file, written atomically; relative paths are taken from the cwd.
+fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let path = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| Error::io("cwd", ".", e))?
+            .join(path)
+    };
+    util::write_atomic(&path, pid.to_string().as_bytes())
+}

@@ -1,0 +1,78 @@
+//! Typed errors of the runtime library. Messages are the ones runc callers
+//! match on where runc has a fixed wording (see `docs/cli.md`).
+
+use std::path::PathBuf;
+
+/// Every failure the runtime library reports.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("container does not exist")]
+    NotExist,
+    #[error("container with given ID already exists")]
+    Exists,
+    #[error("container not running")]
+    NotRunning,
+    #[error("container still running")]
+    StillRunning,
+    #[error("cannot delete container {id} that is not stopped: {status}")]
+    NotStopped { id: String, status: String },
+    #[error("cannot start a container that has stopped")]
+    StartStopped,
+    #[error("cannot start an already running container")]
+    AlreadyRunning,
+    #[error("invalid container id {id:?}: {why}")]
+    InvalidId { id: String, why: &'static str },
+    #[error("{path}: {msg}")]
+    Config { path: PathBuf, msg: String },
+    #[error("invalid {field}: {msg}")]
+    Invalid { field: String, msg: String },
+    #[error("{0}")]
+    Signal(String),
+    #[error("{what} {path}: {err}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        err: std::io::Error,
+    },
+    #[error("{what}: {err}")]
+    Sys { what: String, err: nix::Error },
+    #[error("container init: {0}")]
+    Init(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            what,
+            path: path.into(),
+            err: source,
+        }
+    }
+    pub(crate) fn sys(what: impl Into<String>, source: nix::Error) -> Self {
+        Error::Sys {
+            what: what.into(),
+            err: source,
+        }
+    }
+    pub(crate) fn invalid(field: impl Into<String>, msg: impl Into<String>) -> Self {
+        Error::Invalid {
+            field: field.into(),
+            msg: msg.into(),
+        }
+    }
+}
+
+/// Adds context to nix results.
+pub(crate) trait SysCtx<T> {
+    fn ctx(self, what: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> SysCtx<T> for nix::Result<T> {
+    fn ctx(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| Error::sys(what(), e))
+    }
+}

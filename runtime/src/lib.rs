@@ -1,0 +1,24 @@
+//! berth-runtime: a runc-compatible OCI runtime as a library.
+//!
+//! The binary (`berth`) parses the command line and calls [`container`]'s
+//! operations; everything that touches the kernel lives here.
+//!
+//! Process model (see `docs/architecture.md`): `create` clones the container
+//! init once with `clone3(2)`; parent and child talk over one socketpair
+//! ([`channel`]); the init waits on a listening unix socket in the state
+//! directory until `start` connects to it, then `execve`s the user program.
+
+pub mod cgroups;
+pub mod channel;
+pub mod container;
+pub mod error;
+mod init;
+pub mod mounts;
+pub mod namespaces;
+pub mod resolve;
+pub mod signal;
+pub mod spec;
+pub mod state;
+pub mod util;
+
+pub use error::{Error, Result};

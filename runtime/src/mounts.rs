@@ -1,0 +1,597 @@
+//! Mount options (config.md "Mounts", mount(8) names) and the rootfs set-up
+//! the container init performs in its new mount namespace: propagation, the
+//! rootfs bind, every `mounts` entry, devices, then pivot_root(2).
+
+use crate::cgroups::Cgroup;
+use crate::error::{Error, Result, SysCtx};
+use crate::resolve::{mkdir_all_in_root, mkfile_in_root, open_in_root};
+use nix::fcntl::OFlag;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::{makedev, mknodat, Mode, SFlag};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// Parsed mount options.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Opts {
+    pub flags: MsFlags,
+    /// Propagation changes applied after the mount (MS_SHARED, ...).
+    pub prop: MsFlags,
+    /// Options passed to the filesystem as data (mode=755, size=...).
+    pub data: Vec<String>,
+}
+
+/// Splits mount(8)-style options into flags, propagation and data.
+pub fn parse_options(opts: &[String]) -> Opts {
+    let mut o = Opts {
+        flags: MsFlags::empty(),
+        prop: MsFlags::empty(),
+        data: Vec::new(),
+    };
+    for opt in opts {
+        let (set, clear) = match opt.as_str() {
+            "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
+            "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
+            "nosuid" => (MsFlags::MS_NOSUID, MsFlags::empty()),
+            "suid" => (MsFlags::empty(), MsFlags::MS_NOSUID),
+            "nodev" => (MsFlags::MS_NODEV, MsFlags::empty()),
+            "dev" => (MsFlags::empty(), MsFlags::MS_NODEV),
+            "noexec" => (MsFlags::MS_NOEXEC, MsFlags::empty()),
+            "exec" => (MsFlags::empty(), MsFlags::MS_NOEXEC),
+            "sync" => (MsFlags::MS_SYNCHRONOUS, MsFlags::empty()),
+            "async" => (MsFlags::empty(), MsFlags::MS_SYNCHRONOUS),
+            "dirsync" => (MsFlags::MS_DIRSYNC, MsFlags::empty()),
+            "remount" => (MsFlags::MS_REMOUNT, MsFlags::empty()),
+            "mand" => (MsFlags::MS_MANDLOCK, MsFlags::empty()),
+            "nomand" => (MsFlags::empty(), MsFlags::MS_MANDLOCK),
+            "atime" => (MsFlags::empty(), MsFlags::MS_NOATIME),
+            "noatime" => (MsFlags::MS_NOATIME, MsFlags::empty()),
+            "diratime" => (MsFlags::empty(), MsFlags::MS_NODIRATIME),
+            "nodiratime" => (MsFlags::MS_NODIRATIME, MsFlags::empty()),
+            "bind" => (MsFlags::MS_BIND, MsFlags::empty()),
+            "rbind" => (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty()),
+            "relatime" => (MsFlags::MS_RELATIME, MsFlags::empty()),
+            "norelatime" => (MsFlags::empty(), MsFlags::MS_RELATIME),
+            "strictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty()),
+            "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME),
+            "lazytime" => (MsFlags::MS_LAZYTIME, MsFlags::empty()),
+            "nolazytime" => (MsFlags::empty(), MsFlags::MS_LAZYTIME),
+            "silent" => (MsFlags::MS_SILENT, MsFlags::empty()),
+            "loud" => (MsFlags::empty(), MsFlags::MS_SILENT),
+            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable"
+            | "runbindable" => {
+                o.prop |= propagation(opt).unwrap_or(MsFlags::empty());
+                continue;
+            }
+            // runc's extension, handled by copying; berth does not copy up.
+            "tmpcopyup" => continue,
+            _ => {
+                o.data.push(opt.clone());
+                continue;
+            }
+        };
+        o.flags = (o.flags | set) & !clear;
+    }
+    o
+}
+
+/// Propagation names as `rootfsPropagation` and mount options take them.
+pub fn propagation(name: &str) -> Option<MsFlags> {
+    let rec = MsFlags::MS_REC;
+    Some(match name {
+        "private" => MsFlags::MS_PRIVATE,
+        "rprivate" => MsFlags::MS_PRIVATE | rec,
+        "shared" => MsFlags::MS_SHARED,
+        "rshared" => MsFlags::MS_SHARED | rec,
+        "slave" => MsFlags::MS_SLAVE,
+        "rslave" => MsFlags::MS_SLAVE | rec,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        "runbindable" => MsFlags::MS_UNBINDABLE | rec,
+        _ => return None,
+    })
+}
+
+/// The magic-link path of an fd, to mount onto what it resolved to.
+fn fdpath(fd: &impl AsRawFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// What the init needs to build the rootfs.
+pub struct RootfsCtx<'a> {
+    pub spec: &'a Spec,
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    pub cgroup: &'a Cgroup,
+    pub in_userns: bool,
+    pub new_cgroupns: bool,
+}
+
+/// Builds the container's rootfs in the (new) mount namespace and pivots
+/// into it. On return, `/` is the container's root.
+pub fn prepare_rootfs(ctx: &RootfsCtx, no_pivot: bool) -> Result<()> {
+    let linux = ctx.spec.linux().as_ref();
+    let prop = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+        Some(p) => propagation(p).ok_or_else(|| Error::invalid("linux.rootfsPropagation", p))?,
+        None => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+    };
+    // Stop our mounts from propagating to the host (runtime-linux.md).
+    mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
+        .ctx(|| "make / private/slave".into())?;
+    mount(
+        Some(ctx.rootfs),
+        ctx.rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx(|| format!("bind rootfs {}", ctx.rootfs.display()))?;
+    let root = nix::fcntl::open(
+        ctx.rootfs,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("open rootfs {}", ctx.rootfs.display()))?;
+
+    let mut dev_mounted = false;
+    for (i, m) in ctx.spec.mounts().iter().flatten().enumerate() {
+        mount_one(ctx, &root, m)
+            .map_err(|e| Error::Init(format!("mounts[{i}] {}: {e}", m.destination().display())))?;
+        dev_mounted |= m.destination() == Path::new("/dev");
+    }
+    let _ = dev_mounted;
+    create_devices(ctx, &root)?;
+
+    if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+        // The rootfs itself gets the requested propagation too.
+        let _ = mount(
+            None::<&str>,
+            ctx.rootfs,
+            None::<&str>,
+            propagation(p).unwrap_or(MsFlags::MS_SLAVE),
+            None::<&str>,
+        );
+    }
+    if no_pivot {
+        nix::unistd::chdir(ctx.rootfs).ctx(|| "chdir rootfs".into())?;
+        mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
+            .ctx(|| "move rootfs to /".into())?;
+        nix::unistd::chroot(".").ctx(|| "chroot".into())?;
+    } else {
+        pivot(&root)?;
+    }
+    nix::unistd::chdir("/").ctx(|| "chdir /".into())?;
+    Ok(())
+}
+
+/// pivot_root(".", ".") inside the new root, then detach the old root that
+/// is stacked on top of it (no put_old directory needed).
+fn pivot(root: &OwnedFd) -> Result<()> {
+    nix::unistd::fchdir(root).ctx(|| "fchdir rootfs".into())?;
+    nix::unistd::pivot_root(".", ".").ctx(|| "pivot_root".into())?;
+    // Keep the unmount of the old root from reaching the host.
+    mount(
+        None::<&str>,
+        ".",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx(|| "make old root slave".into())?;
+    umount2(".", MntFlags::MNT_DETACH).ctx(|| "detach old root".into())?;
+    Ok(())
+}
+
+fn mount_one(ctx: &RootfsCtx, root: &OwnedFd, m: &Mount) -> Result<()> {
+    let o = parse_options(m.options().as_deref().unwrap_or(&[]));
+    let typ = m.typ().as_deref().unwrap_or("");
+    let dest = m.destination();
+    if typ == "cgroup" || typ == "cgroup2" {
+        return mount_cgroup(ctx, root, dest, &o);
+    }
+    let bind = o.flags.contains(MsFlags::MS_BIND);
+    let source = m.source().clone().unwrap_or_default();
+    let source = if bind && source.is_relative() {
+        ctx.bundle.join(source)
+    } else {
+        source
+    };
+    let target = if bind && !source.is_dir() {
+        if !source.exists() {
+            return Err(Error::Other(format!(
+                "bind source {} does not exist",
+                source.display()
+            )));
+        }
+        mkfile_in_root(root, dest)
+    } else {
+        mkdir_all_in_root(root, dest)
+    }
+    .ctx(|| "resolve destination in rootfs".into())?;
+    let data = o.data.join(",");
+    let data = (!data.is_empty()).then_some(data.as_str());
+    if bind {
+        mount(
+            Some(&source),
+            &fdpath(&target),
+            None::<&str>,
+            o.flags & (MsFlags::MS_BIND | MsFlags::MS_REC),
+            None::<&str>,
+        )
+        .ctx(|| format!("bind {}", source.display()))?;
+        let extra = o.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+        if !extra.is_empty() {
+            let t = open_in_root(root, dest, OFlag::O_PATH).ctx(|| "reopen bind target".into())?;
+            remount_bind(&fdpath(&t), extra)?;
+        }
+    } else {
+        let src = if source.as_os_str().is_empty() {
+            PathBuf::from(typ)
+        } else {
+            source
+        };
+        mount(Some(&src), &fdpath(&target), Some(typ), o.flags, data)
+            .ctx(|| format!("mount {typ}"))?;
+    }
+    if !o.prop.is_empty() {
+        let t = open_in_root(root, dest, OFlag::O_PATH).ctx(|| "reopen target".into())?;
+        mount(
+            None::<&str>,
+            &fdpath(&t),
+            None::<&str>,
+            o.prop,
+            None::<&str>,
+        )
+        .ctx(|| "set propagation".into())?;
+    }
+    Ok(())
+}
+
+/// Remounts a bind mount with `flags`; in a user namespace the flags the
+/// kernel locked on the source (nosuid, nodev, ...) must be kept.
+fn remount_bind(target: &Path, flags: MsFlags) -> Result<()> {
+    let base = MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
+    match mount(
+        None::<&str>,
+        target,
+        None::<&str>,
+        base | flags,
+        None::<&str>,
+    ) {
+        Err(nix::errno::Errno::EPERM) => {
+            let st = nix::sys::statvfs::statvfs(target).ctx(|| "statvfs".into())?;
+            use nix::sys::statvfs::FsFlags as F;
+            let mut locked = MsFlags::empty();
+            for (f, m) in [
+                (F::ST_NOSUID, MsFlags::MS_NOSUID),
+                (F::ST_NODEV, MsFlags::MS_NODEV),
+                (F::ST_NOEXEC, MsFlags::MS_NOEXEC),
+                (F::ST_RDONLY, MsFlags::MS_RDONLY),
+                (F::ST_NOATIME, MsFlags::MS_NOATIME),
+                (F::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+                (F::ST_RELATIME, MsFlags::MS_RELATIME),
+            ] {
+                if st.flags().contains(f) {
+                    locked |= m;
+                }
+            }
+            mount(
+                None::<&str>,
+                target,
+                None::<&str>,
+                base | flags | locked,
+                None::<&str>,
+            )
+            .ctx(|| "remount bind".into())
+        }
+        r => r.ctx(|| "remount bind".into()),
+    }
+}
+
+/// The `cgroup` mount: cgroup2 on a unified host, otherwise a tmpfs with one
+/// directory per hierarchy. With a cgroup namespace the real filesystems are
+/// mounted (the namespace makes the container's cgroup their root); without
+/// one, the container's own cgroup directories are bound.
+fn mount_cgroup(ctx: &RootfsCtx, root: &OwnedFd, dest: &Path, o: &Opts) -> Result<()> {
+    let flags = o.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC);
+    let target = mkdir_all_in_root(root, dest).ctx(|| "resolve destination in rootfs".into())?;
+    if let Some(leaf) = ctx.cgroup.unified_dir() {
+        if ctx.new_cgroupns {
+            return mount(
+                Some("cgroup2"),
+                &fdpath(&target),
+                Some("cgroup2"),
+                flags,
+                None::<&str>,
+            )
+            .ctx(|| "mount cgroup2".into());
+        }
+        mount(
+            Some(leaf),
+            &fdpath(&target),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .ctx(|| "bind cgroup".into())?;
+        let t = open_in_root(root, dest, OFlag::O_PATH).ctx(|| "reopen".into())?;
+        return remount_bind(&fdpath(&t), flags);
+    }
+    let tmp_flags = flags & !MsFlags::MS_RDONLY;
+    mount(
+        Some("tmpfs"),
+        &fdpath(&target),
+        Some("tmpfs"),
+        tmp_flags,
+        Some("mode=755"),
+    )
+    .ctx(|| "mount tmpfs for cgroups".into())?;
+    for (h, leaf) in &ctx.cgroup.dirs {
+        let sub = dest.join(h.name());
+        let t = mkdir_all_in_root(root, &sub).ctx(|| format!("mkdir {}", sub.display()))?;
+        // cgroup v1 filesystems cannot be mounted in a user namespace.
+        if ctx.new_cgroupns && (h.v2 || !ctx.in_userns) {
+            let (fs, opts) = if h.v2 {
+                ("cgroup2", String::new())
+            } else {
+                ("cgroup", h.controllers.join(","))
+            };
+            mount(
+                Some("cgroup"),
+                &fdpath(&t),
+                Some(fs),
+                flags,
+                Some(opts.as_str()),
+            )
+            .ctx(|| format!("mount cgroup {}", h.name()))?;
+        } else {
+            mount(
+                Some(leaf),
+                &fdpath(&t),
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .ctx(|| format!("bind cgroup {}", leaf.display()))?;
+            let t = open_in_root(root, &sub, OFlag::O_PATH).ctx(|| "reopen".into())?;
+            remount_bind(&fdpath(&t), flags)?;
+        }
+    }
+    if flags.contains(MsFlags::MS_RDONLY) {
+        let t = open_in_root(root, dest, OFlag::O_PATH).ctx(|| "reopen".into())?;
+        mount(
+            None::<&str>,
+            &fdpath(&t),
+            None::<&str>,
+            MsFlags::MS_REMOUNT | tmp_flags | MsFlags::MS_RDONLY,
+            Some("mode=755"),
+        )
+        .ctx(|| "remount cgroup tmpfs ro".into())?;
+    }
+    Ok(())
+}
+
+/// The devices every container gets (config-linux.md "Default Devices").
+fn default_devices() -> Vec<(&'static str, u64, u64)> {
+    vec![
+        ("/dev/null", 1, 3),
+        ("/dev/zero", 1, 5),
+        ("/dev/full", 1, 7),
+        ("/dev/random", 1, 8),
+        ("/dev/urandom", 1, 9),
+        ("/dev/tty", 5, 0),
+    ]
+}
+
+fn create_devices(ctx: &RootfsCtx, root: &OwnedFd) -> Result<()> {
+    for (path, major, minor) in default_devices() {
+        make_device(
+            ctx,
+            root,
+            Path::new(path),
+            SFlag::S_IFCHR,
+            major,
+            minor,
+            0o666,
+            None,
+            None,
+        )?;
+    }
+    let devs: &[LinuxDevice] = ctx
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().as_deref())
+        .unwrap_or(&[]);
+    for d in devs {
+        let kind = match d.typ() {
+            LinuxDeviceType::C | LinuxDeviceType::U => SFlag::S_IFCHR,
+            LinuxDeviceType::B => SFlag::S_IFBLK,
+            LinuxDeviceType::P => SFlag::S_IFIFO,
+            LinuxDeviceType::A => {
+                return Err(Error::invalid(
+                    "linux.devices",
+                    format!("{}: type a is not a device", d.path().display()),
+                ))
+            }
+        };
+        if !d.path().starts_with("/dev") {
+            return Err(Error::invalid(
+                "linux.devices",
+                format!("{} is not under /dev", d.path().display()),
+            ));
+        }
+        make_device(
+            ctx,
+            root,
+            d.path(),
+            kind,
+            d.major() as u64,
+            d.minor() as u64,
+            d.file_mode().unwrap_or(0o666),
+            d.uid(),
+            d.gid(),
+        )?;
+    }
+    let dev = mkdir_all_in_root(root, Path::new("/dev")).ctx(|| "resolve /dev".into())?;
+    let dev = nix::fcntl::openat(
+        &dev,
+        ".",
+        OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open /dev".into())?;
+    for (target, name) in [
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
+    ] {
+        match nix::unistd::symlinkat(target, &dev, name) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(Error::sys(format!("symlink /dev/{name}"), e)),
+        }
+    }
+    // /dev/ptmx must be the devpts instance's ptmx (devpts(5) newinstance).
+    let _ = nix::unistd::unlinkat(&dev, "ptmx", nix::unistd::UnlinkatFlags::NoRemoveDir);
+    nix::unistd::symlinkat("pts/ptmx", &dev, "ptmx").ctx(|| "symlink /dev/ptmx".into())?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn make_device(
+    ctx: &RootfsCtx,
+    root: &OwnedFd,
+    path: &Path,
+    kind: SFlag,
+    major: u64,
+    minor: u64,
+    mode: u32,
+    uid: Option<u32>,
+    gid: Option<u32>,
+) -> Result<()> {
+    if ctx.in_userns {
+        // mknod(2) is not allowed in a user namespace: bind the host's node.
+        let t = mkfile_in_root(root, path).ctx(|| format!("create {}", path.display()))?;
+        return mount(
+            Some(path),
+            &fdpath(&t),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .ctx(|| format!("bind device {}", path.display()));
+    }
+    let parent = path.parent().unwrap_or(Path::new("/dev"));
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::invalid("linux.devices", path.display().to_string()))?;
+    let dir = mkdir_all_in_root(root, parent).ctx(|| format!("resolve {}", parent.display()))?;
+    let dir = nix::fcntl::openat(
+        &dir,
+        ".",
+        OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open device dir".into())?;
+    // Replace whatever is there (a file or a symlink is never followed).
+    let _ = nix::unistd::unlinkat(&dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+    mknodat(
+        &dir,
+        name,
+        kind,
+        Mode::from_bits_truncate(mode),
+        makedev(major, minor),
+    )
+    .ctx(|| format!("mknod {}", path.display()))?;
+    if uid.is_some() || gid.is_some() {
+        nix::unistd::fchownat(
+            &dir,
+            name,
+            uid.map(nix::unistd::Uid::from_raw),
+            gid.map(nix::unistd::Gid::from_raw),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .ctx(|| format!("chown {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// maskedPaths and readonlyPaths, after pivot_root (so every path resolves
+/// inside the container's root).
+pub fn mask_and_readonly(spec: &Spec) -> Result<()> {
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
+    for p in linux.readonly_paths().iter().flatten() {
+        match mount(
+            Some(p.as_str()),
+            p.as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        ) {
+            Err(nix::errno::Errno::ENOENT) => continue,
+            r => r.ctx(|| format!("readonlyPaths {p}"))?,
+        }
+        remount_bind(
+            Path::new(p),
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        )?;
+    }
+    for p in linux.masked_paths().iter().flatten() {
+        let r = match std::fs::symlink_metadata(p) {
+            Err(_) => continue,
+            Ok(m) if m.is_dir() => mount(
+                Some("tmpfs"),
+                p.as_str(),
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                None::<&str>,
+            ),
+            Ok(_) => mount(
+                Some("/dev/null"),
+                p.as_str(),
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            ),
+        };
+        r.ctx(|| format!("maskedPaths {p}"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn options() {
+        let o = parse_options(&s(&[
+            "nosuid",
+            "noexec",
+            "mode=755",
+            "size=65536k",
+            "ro",
+            "rw",
+        ]));
+        assert_eq!(o.flags, MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC);
+        assert_eq!(o.data, s(&["mode=755", "size=65536k"]));
+        let o = parse_options(&s(&["rbind", "ro", "rprivate"]));
+        assert_eq!(
+            o.flags,
+            MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY
+        );
+        assert_eq!(o.prop, MsFlags::MS_PRIVATE | MsFlags::MS_REC);
+        assert_eq!(
+            propagation("rslave"),
+            Some(MsFlags::MS_SLAVE | MsFlags::MS_REC)
+        );
+        assert_eq!(propagation("bogus"), None);
+    }
+}

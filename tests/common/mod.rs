@@ -1,0 +1,342 @@
+//! Test harness: real containers from the busybox fixture, each test in its
+//! own state root and bundle, with a leak check of mounts, cgroups,
+//! processes and state around it.
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Once;
+
+/// The berth binary (BERTH_BIN overrides, e.g. inside the cgroup v2 VM).
+pub fn berth_bin() -> PathBuf {
+    std::env::var_os("BERTH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_berth").into())
+}
+
+/// Whether the host is cgroup v2 only.
+pub fn unified() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// The repository (BERTH_REPO overrides: /host inside the VM).
+fn repo() -> PathBuf {
+    std::env::var_os("BERTH_REPO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+}
+
+fn fixtures_dir() -> PathBuf {
+    std::env::var_os("BERTH_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/fixtures"))
+}
+
+/// The busybox rootfs, built once from Debian's busybox-static.
+pub fn busybox_rootfs() -> PathBuf {
+    static ONCE: Once = Once::new();
+    let dir = fixtures_dir().join("busybox");
+    ONCE.call_once(|| {
+        if !dir.join("bin/busybox").exists() {
+            let script = repo().join("rootfs-fixtures/busybox-rootfs.sh");
+            let st = Command::new("sh")
+                .arg(script)
+                .arg(&dir)
+                .status()
+                .expect("run busybox-rootfs.sh");
+            assert!(st.success(), "building the busybox fixture failed");
+        }
+    });
+    dir
+}
+
+/// Everything the host shows that a container could leak.
+#[derive(Debug, PartialEq, Eq)]
+struct Snapshot {
+    mounts: Vec<String>,
+    cgroups: Vec<PathBuf>,
+}
+
+fn snapshot(token: &str) -> Snapshot {
+    let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .map(|l| {
+            // mount point and filesystem type, not ids (stable across reads)
+            let f: Vec<&str> = l.split(' ').collect();
+            format!("{} {}", f[4], l.split(" - ").nth(1).unwrap_or(""))
+        })
+        .collect();
+    mounts.sort();
+    let mut cgroups = Vec::new();
+    find_dirs(Path::new("/sys/fs/cgroup"), token, 0, &mut cgroups);
+    cgroups.sort();
+    Snapshot { mounts, cgroups }
+}
+
+fn find_dirs(d: &Path, token: &str, depth: usize, out: &mut Vec<PathBuf>) {
+    if depth > 6 {
+        return;
+    }
+    let Ok(rd) = std::fs::read_dir(d) else { return };
+    for e in rd.flatten() {
+        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            let p = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.contains(token) || name == "berth-test" || name == "berth" {
+                out.push(p.clone());
+            }
+            find_dirs(&p, token, depth + 1, out);
+        }
+    }
+}
+
+/// Processes whose root directory is inside `dir` (container processes).
+fn procs_rooted_in(dir: &Path) -> Vec<i32> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if let Ok(root) = std::fs::read_link(format!("/proc/{pid}/root")) {
+            if root.starts_with(dir) {
+                // A zombie waiting for its reaper has exited already.
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                if !stat
+                    .rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+                {
+                    v.push(pid);
+                }
+            }
+        }
+    }
+    v
+}
+
+/// One test's world: a state root, a bundle with a copy-free rootfs bind of
+/// the fixture, and a unique token naming its containers and cgroups.
+pub struct T {
+    pub dir: PathBuf,
+    pub root: PathBuf,
+    pub bundle: PathBuf,
+    pub token: String,
+    pub log: PathBuf,
+    before: Snapshot,
+}
+
+impl T {
+    pub fn new(name: &str) -> T {
+        let rootfs = busybox_rootfs();
+        let token = format!("berth-test-{name}-{}", std::process::id());
+        let dir = std::env::temp_dir().join(&token);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let bundle = dir.join("bundle");
+        std::fs::create_dir_all(&bundle).unwrap();
+        // Each test gets its own copy, so tests may change their rootfs.
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(&rootfs)
+            .arg(bundle.join("rootfs"))
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let before = snapshot(&token);
+        let t = T {
+            root: dir.join("state"),
+            log: dir.join("log.json"),
+            bundle,
+            token,
+            dir,
+            before,
+        };
+        t.write_config(&t.config(&["true"]));
+        t
+    }
+
+    /// A container ID unique to this test.
+    pub fn id(&self, n: &str) -> String {
+        format!("{}-{n}", self.token)
+    }
+
+    /// `berth spec`'s config with terminal off, the given args, a hostname
+    /// and a cgroup under /berth-test.
+    pub fn config(&self, args: &[&str]) -> Value {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "cd {} && {} spec >/dev/null && cat config.json && rm config.json",
+                self.dir.display(),
+                berth_bin().display()
+            ))
+            .output()
+            .unwrap();
+        let mut c: Value = serde_json::from_slice(&out.stdout).expect("berth spec output");
+        c["process"]["terminal"] = json!(false);
+        c["process"]["args"] = json!(args);
+        c["hostname"] = json!("berth-test");
+        c["linux"]["cgroupsPath"] = json!(format!("/berth-test/{}", self.token));
+        c
+    }
+
+    pub fn write_config(&self, c: &Value) {
+        std::fs::write(
+            self.bundle.join("config.json"),
+            serde_json::to_vec_pretty(c).unwrap(),
+        )
+        .unwrap();
+    }
+
+    /// Runs berth with `--root` and `--log` (json) set.
+    pub fn berth(&self, args: &[&str]) -> Output {
+        self.cmd(args).stdin(Stdio::null()).output().unwrap()
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(berth_bin());
+        c.arg("--root")
+            .arg(&self.root)
+            .arg("--log")
+            .arg(&self.log)
+            .arg("--log-format")
+            .arg("json");
+        c.args(args).current_dir(&self.bundle);
+        c
+    }
+
+    /// `run ID` in the foreground with the current config: (status, stdout, stderr).
+    pub fn run(&self, c: &Value) -> (i32, String, String) {
+        self.write_config(c);
+        let id = self.id("run");
+        let o = self.berth(&["run", "-b", self.bundle.to_str().unwrap(), &id]);
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+
+    /// Runs a shell snippet in a fresh container; asserts exit 0; stdout.
+    pub fn sh(&self, script: &str) -> String {
+        let (code, out, err) = self.run(&self.config(&["sh", "-c", script]));
+        assert_eq!(code, 0, "script {script:?} failed: {err}{out}");
+        out
+    }
+
+    pub fn state(&self, id: &str) -> Value {
+        let o = self.berth(&["state", id]);
+        assert!(
+            o.status.success(),
+            "state {id}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+
+    /// Creates a container whose stdio goes to files in the test dir.
+    /// (The container keeps the stdio it inherits, so a pipe would stay
+    /// open for as long as it runs.)
+    pub fn create(&self, id: &str, extra: &[&str]) -> Output {
+        let out = std::fs::File::create(self.dir.join(format!("{id}.out"))).unwrap();
+        let errp = self.dir.join(format!("{id}.err"));
+        let err = std::fs::File::create(&errp).unwrap();
+        let mut args = vec!["create", "-b", self.bundle.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.push(id);
+        let status = self
+            .cmd(&args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .status()
+            .unwrap();
+        Output {
+            status,
+            stdout: Vec::new(),
+            stderr: std::fs::read(errp).unwrap(),
+        }
+    }
+
+    pub fn container_out(&self, id: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{id}.out"))).unwrap_or_default()
+    }
+
+    /// The last JSON line of the --log file.
+    pub fn last_log(&self) -> Value {
+        let s = std::fs::read_to_string(&self.log).expect("log file written");
+        serde_json::from_str(s.lines().last().unwrap()).expect("log line is JSON")
+    }
+
+    /// Checks the error contract: exit 1, stderr and one JSON log line
+    /// containing `needle`, and nothing left behind.
+    pub fn expect_error(&self, o: &Output, needle: &str) {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "expected failure with {needle:?}, got {o:?}"
+        );
+        assert!(err.contains(needle), "stderr {err:?} lacks {needle:?}");
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "stderr is one line: {err:?}"
+        );
+        let l = self.last_log();
+        assert_eq!(l["level"], "error");
+        assert!(
+            l["msg"].as_str().unwrap().contains(needle),
+            "log {l} lacks {needle:?}"
+        );
+        assert!(l["time"].as_str().unwrap().ends_with('Z'));
+    }
+
+    /// Waits until the container's status is `want` (up to 10 s).
+    pub fn wait_status(&self, id: &str, want: &str) {
+        for _ in 0..1000 {
+            let o = self.berth(&["state", id]);
+            if o.status.success()
+                && serde_json::from_slice::<Value>(&o.stdout).unwrap()["status"] == want
+            {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("{id} never reached {want}: {}", self.state(id));
+    }
+
+    /// Asserts the host is as it was: same mounts, no cgroup, container
+    /// process or state entry left.
+    pub fn check_leaks(&self) {
+        let states: Vec<_> = std::fs::read_dir(&self.root)
+            .map(|r| r.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(states.is_empty(), "state left behind: {states:?}");
+        let procs = procs_rooted_in(&self.dir);
+        assert!(procs.is_empty(), "container processes left: {procs:?}");
+        let after = snapshot(&self.token);
+        assert_eq!(self.before, after, "mounts or cgroups changed");
+    }
+}
+
+impl Drop for T {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // Clean up for the next test, without hiding the failure.
+            if let Ok(rd) = std::fs::read_dir(&self.root) {
+                for e in rd.flatten() {
+                    let id = e.file_name().to_string_lossy().into_owned();
+                    let _ = self.berth(&["delete", "-f", &id]);
+                }
+            }
+        } else {
+            self.check_leaks();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
