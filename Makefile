@@ -51,6 +51,7 @@ test-host: build fixtures
 test-vm: build fixtures
 	$(VM) --setup >/dev/null
 	@bin=$$($(CARGO) test --no-run --test runtime --message-format=json 2>/dev/null \
+	    | grep '"kind":\["test"\]' | grep '"name":"runtime"' \
 	    | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1); \
 	[ -n "$$bin" ] || { echo "cannot find the runtime test binary" >&2; exit 1; }; \
 	rel=$${bin#$(CURDIR)/}; \

@@ -629,3 +629,51 @@ fn spec_writes_default_config() {
         .iter()
         .any(|n| n["type"] == "user"));
 }
+
+#[test]
+fn devices_sysctl_domainname_oom_score() {
+    let t = T::new("misc");
+    let mut c = t.config(&["sh", "-c", "ls -ln /dev/fuse; cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/domainname /proc/self/oom_score_adj"]);
+    c["linux"]["devices"] = json!([{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o600, "uid": 1000, "gid": 5}]);
+    c["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
+    c["domainname"] = json!("example.org");
+    c["process"]["oomScoreAdj"] = json!(500);
+    let (code, out, err) = t.run(&c);
+    assert_eq!(code, 0, "{err}");
+    let l: Vec<&str> = out.lines().collect();
+    assert!(
+        l[0].starts_with("crw-------")
+            && l[0].contains(" 1000 ")
+            && l[0].contains(" 5 ")
+            && l[0].contains("10,"),
+        "{out}"
+    );
+    assert_eq!(&l[1..], ["1", "example.org", "500"], "{out}");
+}
+
+#[test]
+fn kill_all_and_annotations() {
+    let t = T::new("killall");
+    let mut c = t.config(&["sh", "-c", "sleep 30 & sleep 30 & echo ready; wait"]);
+    c["annotations"] = json!({"org.example.b": "2", "org.example.a": "1"});
+    t.write_config(&c);
+    let id = t.id("c");
+    assert!(t.create(&id, &[]).status.success());
+    let st = t.state(&id);
+    assert_eq!(
+        st["annotations"],
+        json!({"org.example.a": "1", "org.example.b": "2"})
+    );
+    let keys: Vec<&String> = st.as_object().unwrap().keys().collect();
+    assert_eq!(keys[7], "annotations");
+    assert!(t.berth(&["start", &id]).status.success());
+    for _ in 0..500 {
+        if t.container_out(&id).contains("ready") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(t.berth(&["kill", "--all", &id, "KILL"]).status.success());
+    t.wait_status(&id, "stopped");
+    assert!(t.berth(&["delete", &id]).status.success());
+}

@@ -129,16 +129,6 @@ fn setup(a: &mut Args) -> Result<Prog> {
     if process.terminal().unwrap_or(false) {
         setup_console(a.console.take())?;
     }
-    if a.ns.new_mount {
-        mounts::mask_and_readonly(spec)?;
-        if spec
-            .root()
-            .as_ref()
-            .is_some_and(|r| r.readonly().unwrap_or(false))
-        {
-            remount_root_ro()?;
-        }
-    }
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).ctx(|| format!("sethostname {h:?}"))?;
     }
@@ -155,6 +145,17 @@ fn setup(a: &mut Args) -> Result<Prog> {
             }
             std::fs::write(&p, v)
                 .map_err(|e| Error::invalid("linux.sysctl", format!("{k}={v}: {e}")))?;
+        }
+    }
+    // Masks and read-only paths last: sysctl writes go through /proc/sys.
+    if a.ns.new_mount {
+        mounts::mask_and_readonly(spec)?;
+        if spec
+            .root()
+            .as_ref()
+            .is_some_and(|r| r.readonly().unwrap_or(false))
+        {
+            remount_root_ro()?;
         }
     }
     for rl in process.rlimits().iter().flatten() {

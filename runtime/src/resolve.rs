@@ -51,7 +51,8 @@ pub fn mkdir_all_in_root<Fd: AsFd>(root: Fd, path: &Path) -> nix::Result<OwnedFd
     let root = root.as_fd();
     let dir_flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
     let mut parts: Vec<std::ffi::OsString> = rel(path).into_iter().map(Into::into).collect();
-    let refs = |p: &[std::ffi::OsString]| join(&p.iter().map(|s| s.as_os_str()).collect::<Vec<_>>());
+    let refs =
+        |p: &[std::ffi::OsString]| join(&p.iter().map(|s| s.as_os_str()).collect::<Vec<_>>());
     // Fast path: it usually exists.
     match openat2(root, &refs(&parts), how(dir_flags)) {
         Ok(fd) => return Ok(fd),
@@ -67,15 +68,19 @@ pub fn mkdir_all_in_root<Fd: AsFd>(root: Fd, path: &Path) -> nix::Result<OwnedFd
                 i += 1;
                 made = false;
             }
-            Err(Errno::ENOENT) if !made => match nix::fcntl::readlinkat(&cur, parts[i].as_os_str()) {
+            Err(Errno::ENOENT) if !made => match nix::fcntl::readlinkat(&cur, parts[i].as_os_str())
+            {
                 Ok(target) => {
                     links += 1;
                     if links > 40 {
                         return Err(Errno::ELOOP);
                     }
                     let t = Path::new(&target);
-                    let mut next: Vec<std::ffi::OsString> =
-                        if t.is_absolute() { Vec::new() } else { parts[..i].to_vec() };
+                    let mut next: Vec<std::ffi::OsString> = if t.is_absolute() {
+                        Vec::new()
+                    } else {
+                        parts[..i].to_vec()
+                    };
                     next.extend(rel(t).into_iter().map(Into::into));
                     next.extend_from_slice(&parts[i + 1..]);
                     parts = next;
@@ -85,7 +90,11 @@ pub fn mkdir_all_in_root<Fd: AsFd>(root: Fd, path: &Path) -> nix::Result<OwnedFd
                 Err(_) => {
                     // A plain name inside the resolved parent: mkdirat
                     // cannot follow anything.
-                    match nix::sys::stat::mkdirat(&cur, parts[i].as_os_str(), Mode::from_bits_truncate(0o755)) {
+                    match nix::sys::stat::mkdirat(
+                        &cur,
+                        parts[i].as_os_str(),
+                        Mode::from_bits_truncate(0o755),
+                    ) {
                         Ok(()) | Err(Errno::EEXIST) => made = true,
                         Err(e) => return Err(e),
                     }
