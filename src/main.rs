@@ -110,6 +110,8 @@ enum Cmd {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// OCI images: import, list, unpack, mount, make bundles, run.
+    Image(ImageArgs),
     /// Write a default config.json to the bundle directory.
     Spec {
         /// A spec for rootless containers (user namespace).
@@ -118,6 +120,101 @@ enum Cmd {
         #[arg(short, long, default_value = ".", value_name = "DIR")]
         bundle: PathBuf,
     },
+}
+
+#[derive(clap::Args)]
+struct ImageArgs {
+    /// The image store.
+    #[arg(
+        long,
+        env = "BERTH_STORE",
+        default_value = "/var/lib/berth",
+        value_name = "DIR"
+    )]
+    store: PathBuf,
+    #[command(subcommand)]
+    cmd: ImageCmd,
+}
+
+#[derive(Subcommand)]
+enum ImageCmd {
+    /// Import an OCI image layout directory, an oci-archive or a docker-archive tarball.
+    Import {
+        path: PathBuf,
+        /// Name the image NAME:TAG (default: the name found in the image).
+        #[arg(long, value_name = "NAME:TAG")]
+        name: Option<String>,
+    },
+    /// List images.
+    Ls,
+    /// Print an image's digest, config and layers as JSON.
+    Inspect { name: String },
+    /// Remove an image (its layers stay until `prune`).
+    Rm { name: String },
+    /// Remove layers and blobs no image or mount uses.
+    Prune,
+    /// Write the image's flattened rootfs to DIR (whiteouts applied).
+    Unpack { name: String, dir: PathBuf },
+    /// Overlay-mount the image at DIR with a private upper dir.
+    Mount { name: String, dir: PathBuf },
+    /// Unmount DIR (a mount or a bundle) and remove its upper dir.
+    Umount { dir: PathBuf },
+    /// Make an OCI bundle at DIR: config.json from the image, rootfs an overlay mount.
+    Bundle { name: String, dir: PathBuf },
+    /// Run a command in a new container of the image.
+    Run(Box<ImageRunArgs>),
+}
+
+#[derive(clap::Args)]
+struct ImageRunArgs {
+    /// Container ID (default: a generated one).
+    #[arg(long)]
+    name: Option<String>,
+    /// Remove the container, its upper dir and bundle when it exits.
+    #[arg(long)]
+    rm: bool,
+    /// Start it and return.
+    #[arg(short, long)]
+    detach: bool,
+    /// Allocate a terminal (not supported yet).
+    #[arg(short, long)]
+    tty: bool,
+    /// Keep stdin attached (otherwise the container reads /dev/null).
+    #[arg(short, long)]
+    interactive: bool,
+    /// Set an environment variable K=V.
+    #[arg(short, long = "env", value_name = "K=V")]
+    env: Vec<String>,
+    /// Working directory in the container.
+    #[arg(short, long, value_name = "DIR")]
+    workdir: Option<String>,
+    /// USER, UID, USER:GROUP or UID:GID (resolved in the image).
+    #[arg(short, long)]
+    user: Option<String>,
+    #[arg(long)]
+    hostname: Option<String>,
+    /// Memory limit (64m, 1g, bytes).
+    #[arg(long, value_name = "SIZE")]
+    memory: Option<String>,
+    /// CPU limit in CPUs (0.5 = half a CPU).
+    #[arg(long, value_name = "N")]
+    cpus: Option<f64>,
+    #[arg(long, value_name = "N")]
+    pids_limit: Option<i64>,
+    /// none (only lo, the default) or host.
+    #[arg(long, value_name = "MODE")]
+    network: Option<String>,
+    /// Bind mount SRC:DST[:ro].
+    #[arg(short = 'v', long = "volume", value_name = "SRC:DST[:ro]")]
+    volumes: Vec<String>,
+    /// Mount the rootfs read-only.
+    #[arg(long)]
+    read_only: bool,
+    /// Image name.
+    image: String,
+    /// Command and arguments (default: the image's Entrypoint and Cmd).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    cmd: Vec<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -194,6 +291,9 @@ fn run(cli: &Cli) -> Result<i32> {
         std::fs::write(&path, out).with_context(|| format!("write {}", path.display()))?;
         return Ok(0);
     }
+    if let Cmd::Image(a) = &cli.cmd {
+        return image(cli, a);
+    }
     if cli.systemd_cgroup {
         anyhow::bail!("--systemd-cgroup: the systemd cgroup driver is not supported yet");
     }
@@ -221,7 +321,7 @@ fn run(cli: &Cli) -> Result<i32> {
             return Ok(code);
         }
         Cmd::List { format, quiet } => list(&rt, *format, *quiet)?,
-        Cmd::Spec { .. } => unreachable!(),
+        Cmd::Spec { .. } | Cmd::Image(_) => unreachable!(),
     }
     Ok(0)
 }
@@ -266,4 +366,166 @@ fn list(rt: &Runtime, format: ListFormat, quiet: bool) -> Result<()> {
         writeln!(out, "{}", line.join("   ").trim_end())?;
     }
     Ok(())
+}
+
+/// A progress bar on a terminal, nothing otherwise.
+fn progress() -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let pb = indicatif::ProgressBar::new(0);
+    if let Ok(st) = indicatif::ProgressStyle::with_template(
+        "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}",
+    ) {
+        pb.set_style(st);
+    }
+    pb
+}
+
+fn image(cli: &Cli, a: &ImageArgs) -> Result<i32> {
+    use berth_image::{bundle, flatten, import, overlay, store};
+    let st = store::Store::open(&a.store)?;
+    match &a.cmd {
+        ImageCmd::Import { path, name } => {
+            let pb = progress();
+            pb.set_message("unpacking");
+            let r = import::import(&st, path, name.as_deref(), &pb)?;
+            pb.finish_and_clear();
+            println!(
+                "{} {} ({} layers, {} unpacked)",
+                r.image.name,
+                r.image.digest,
+                r.image.layers.len(),
+                r.unpacked
+            );
+        }
+        ImageCmd::Ls => {
+            println!(
+                "{:<40} {:<20} {:>6} {:>12}",
+                "NAME", "DIGEST", "LAYERS", "SIZE"
+            );
+            for i in st.images()? {
+                let size: u64 = i.layers.iter().map(|l| l.size).sum();
+                println!(
+                    "{:<40} {:<20} {:>6} {:>12}",
+                    i.name,
+                    &i.digest[..19.min(i.digest.len())],
+                    i.layers.len(),
+                    size
+                );
+            }
+        }
+        ImageCmd::Inspect { name } => {
+            let i = st.image(name)?;
+            let config: serde_json::Value = serde_json::from_slice(
+                &st.read_blob(&berth_image::digest::Digest::parse(&i.config)?)?,
+            )?;
+            let v = serde_json::json!({"name": i.name, "digest": i.digest, "config": config, "layers": i.layers});
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        ImageCmd::Rm { name } => {
+            let i = st.remove_image(name)?;
+            println!("removed {}", i.name);
+        }
+        ImageCmd::Prune => {
+            let (l, b) = store::prune(&st)?;
+            println!("removed {l} layers, {b} blobs");
+        }
+        ImageCmd::Unpack { name, dir } => flatten::unpack(&st, &st.image(name)?, dir)?,
+        ImageCmd::Mount { name, dir } => overlay::mount(&st, &st.image(name)?, dir)?,
+        ImageCmd::Umount { dir } => {
+            overlay::umount(&st, dir)?;
+        }
+        ImageCmd::Bundle { name, dir } => {
+            let base = berth_runtime::spec::default_spec(false);
+            let o = bundle::Opts {
+                hostname: Some("berth".into()),
+                ..Default::default()
+            };
+            bundle::bundle(&st, &st.image(name)?, dir, &base, &o)?;
+        }
+        ImageCmd::Run(r) => return image_run(cli, &st, r),
+    }
+    Ok(0)
+}
+
+/// `berth image run`: bundle + create + start (+ wait), composed here from
+/// the image and runtime crates.
+fn image_run(cli: &Cli, st: &berth_image::store::Store, r: &ImageRunArgs) -> Result<i32> {
+    use berth_image::{bundle, overlay};
+    if r.tty {
+        anyhow::bail!("-t: terminals are not supported by `berth image run` yet");
+    }
+    if r.rm && r.detach {
+        anyhow::bail!("--rm cannot be combined with -d: nothing would be left to remove the container when it exits");
+    }
+    let img = st.image(&r.image)?;
+    let id = match &r.name {
+        Some(n) => n.clone(),
+        None => {
+            let (s, n) = berth_runtime::util::now();
+            format!(
+                "berth-{:x}{:05x}",
+                s as u64 ^ (std::process::id() as u64) << 20,
+                n >> 12
+            )
+        }
+    };
+    berth_runtime::state::validate_id(&id)?;
+    let rt = Runtime::new(&cli.root)?;
+    if rt.store.dir(&id).exists() {
+        return Err(berth_runtime::Error::Exists.into());
+    }
+    let dir = st.root.join("bundles").join(&id);
+    if dir.exists() {
+        anyhow::bail!("{}: a bundle for {id} exists already", dir.display());
+    }
+    let o = bundle::Opts {
+        cmd: r.cmd.clone(),
+        env: r.env.clone(),
+        workdir: r.workdir.clone(),
+        user: r.user.clone(),
+        hostname: Some(
+            r.hostname
+                .clone()
+                .unwrap_or_else(|| id.chars().take(12).collect()),
+        ),
+        memory: r.memory.as_deref().map(bundle::parse_size).transpose()?,
+        cpus: r.cpus,
+        pids_limit: r.pids_limit,
+        network: r.network.clone(),
+        volumes: r.volumes.clone(),
+        read_only: r.read_only,
+        terminal: false,
+    };
+    let base = berth_runtime::spec::default_spec(false);
+    let cleanup = || {
+        let _ = overlay::umount(st, &dir);
+        let _ = std::fs::remove_dir_all(&dir);
+    };
+    if let Err(e) = bundle::bundle(st, &img, &dir, &base, &o) {
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(e.into());
+    }
+    if !r.interactive && !r.detach {
+        // Without -i the container reads nothing.
+        if let Ok(null) = std::fs::File::open("/dev/null") {
+            use std::os::fd::AsRawFd;
+            // SAFETY: dup2 onto fd 0, which this process owns; /dev/null stays open.
+            unsafe { libc::dup2(null.as_raw_fd(), 0) };
+        }
+    }
+    let opts = CreateOpts {
+        id: id.clone(),
+        bundle: dir.clone(),
+        foreground: !r.detach,
+        ..Default::default()
+    };
+    let res = rt.run(&opts, !r.rm);
+    if r.rm || res.is_err() {
+        let _ = rt.delete(&id, true);
+        cleanup();
+    }
+    Ok(res?)
 }

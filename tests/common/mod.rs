@@ -51,6 +51,26 @@ pub fn busybox_rootfs() -> PathBuf {
     dir
 }
 
+/// The test images (rootfs-fixtures/make-images.py), built once.
+pub fn images() -> PathBuf {
+    static ONCE: Once = Once::new();
+    let dir = fixtures_dir().join("images");
+    let rootfs = busybox_rootfs();
+    ONCE.call_once(|| {
+        if !dir.join("many/index.json").exists() {
+            let script = repo().join("rootfs-fixtures/make-images.py");
+            let st = Command::new("python3")
+                .arg(script)
+                .arg(&dir)
+                .arg(&rootfs)
+                .status()
+                .expect("run make-images.py");
+            assert!(st.success(), "building the image fixtures failed");
+        }
+    });
+    dir
+}
+
 /// Everything the host shows that a container could leak.
 #[derive(Debug, PartialEq, Eq)]
 struct Snapshot {
@@ -195,6 +215,19 @@ impl T {
     /// Runs berth with `--root` and `--log` (json) set.
     pub fn berth(&self, args: &[&str]) -> Output {
         self.cmd(args).stdin(Stdio::null()).output().unwrap()
+    }
+
+    /// The image store of this test.
+    pub fn store(&self) -> PathBuf {
+        self.dir.join("store")
+    }
+
+    /// `berth image --store STORE ARGS...`
+    pub fn image(&self, args: &[&str]) -> Output {
+        let store = self.store();
+        let mut a = vec!["image", "--store", store.to_str().unwrap()];
+        a.extend_from_slice(args);
+        self.berth(&a)
     }
 
     pub fn cmd(&self, args: &[&str]) -> Command {

@@ -1,7 +1,7 @@
 #!/bin/sh
-# Runs inside the cgroup-v2-only VM (../shared/vm/run-in-vm.sh): the whole
-# runtime integration suite against the berth binary built on the host, so
-# every check also holds on a unified cgroup v2 host.
+# Runs inside the cgroup-v2-only VM (../shared/vm/run-in-vm.sh): an
+# integration test binary built on the host, against the berth binary built
+# on the host, so every check also holds on a unified cgroup v2 host.
 # Usage (from the repository root, by `make test`):
 #   run-in-vm.sh "$PWD" sh /host/tests/vm/cgroup-v2.sh TESTBIN [FILTER...]
 set -eu
@@ -9,6 +9,7 @@ testbin=${1:?usage: $0 TESTBIN [FILTER...]}
 shift
 [ -f /sys/fs/cgroup/cgroup.controllers ] || { echo "not a cgroup v2 host" >&2; exit 1; }
 export BERTH_BIN=/host/target/debug/berth BERTH_REPO=/host
-# Bundles and rootfs on the guest's tmpfs, not on the 9p share.
-export BERTH_FIXTURES=/tmp/fixtures TMPDIR=/tmp
+# Fixtures (built on the host by `make fixtures`) are read from the share;
+# bundles, rootfs copies and image stores go to the guest's tmpfs.
+export BERTH_FIXTURES=/host/target/fixtures TMPDIR=/tmp
 exec "$testbin" --test-threads=1 "$@"
