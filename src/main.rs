@@ -176,7 +176,7 @@ struct ImageRunArgs {
     /// Start it and return.
     #[arg(short, long)]
     detach: bool,
-    /// Allocate a terminal (not supported yet).
+    /// Allocate a terminal and relay it (in the foreground).
     #[arg(short, long)]
     tty: bool,
     /// Keep stdin attached (otherwise the container reads /dev/null).
@@ -454,8 +454,8 @@ fn image(cli: &Cli, a: &ImageArgs) -> Result<i32> {
 /// the image and runtime crates.
 fn image_run(cli: &Cli, st: &berth_image::store::Store, r: &ImageRunArgs) -> Result<i32> {
     use berth_image::{bundle, overlay};
-    if r.tty {
-        anyhow::bail!("-t: terminals are not supported by `berth image run` yet");
+    if r.tty && r.detach {
+        anyhow::bail!("-t cannot be combined with -d: nobody would hold the terminal");
     }
     if r.rm && r.detach {
         anyhow::bail!("--rm cannot be combined with -d: nothing would be left to remove the container when it exits");
@@ -497,7 +497,7 @@ fn image_run(cli: &Cli, st: &berth_image::store::Store, r: &ImageRunArgs) -> Res
         network: r.network.clone(),
         volumes: r.volumes.clone(),
         read_only: r.read_only,
-        terminal: false,
+        terminal: r.tty,
     };
     let base = berth_runtime::spec::default_spec(false);
     let cleanup = || {

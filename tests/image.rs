@@ -460,3 +460,31 @@ fn hundred_layers_mount() {
     assert_eq!(n, 100);
     assert_eq!(last.unwrap(), "99\n");
 }
+
+#[test]
+fn image_run_with_a_terminal() {
+    let t = T::new("imgtty");
+    import(&t, "busybox", &[]);
+    let store = t.store();
+    let (out, code, _) = t.on_pty(
+        &[
+            "image",
+            "--store",
+            store.to_str().unwrap(),
+            "run",
+            "--rm",
+            "-t",
+            "-i",
+            "busybox",
+            "sh",
+            "-c",
+            "tty; echo $TERM; read x; echo got:$x",
+        ],
+        b"typed\r",
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("/dev/pts/0") && out.contains("xterm") && out.contains("got:typed"),
+        "{out}"
+    );
+}

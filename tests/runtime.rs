@@ -677,3 +677,21 @@ fn kill_all_and_annotations() {
     t.wait_status(&id, "stopped");
     assert!(t.berth(&["delete", &id]).status.success());
 }
+
+#[test]
+fn run_terminal_relay() {
+    let t = T::new("tty");
+    let mut c = t.config(&["sh", "-c", "tty; stty size; read x; echo got:$x; exit 5"]);
+    c["process"]["terminal"] = json!(true);
+    t.write_config(&c);
+    let (out, code, term) = t.on_pty(&["run", &t.id("t")], b"hello\r");
+    assert_eq!(code, 5, "{out}");
+    assert!(out.contains("/dev/pts/0"), "{out}");
+    assert!(out.contains("30 100"), "window size: {out}");
+    assert!(out.contains("got:hello"), "{out}");
+    // The caller's terminal left raw mode again.
+    use nix::sys::termios::LocalFlags;
+    assert!(term
+        .local_flags
+        .contains(LocalFlags::ECHO | LocalFlags::ICANON));
+}

@@ -92,17 +92,22 @@ impl Runtime {
     /// `create`: sets the container up and leaves its init waiting for
     /// `start`. Returns the init's pid. On failure nothing is left behind.
     pub fn create(&self, o: &CreateOpts) -> Result<i32> {
+        self.create_with_console(o).map(|(pid, _)| pid)
+    }
+
+    /// `create`, also returning the pty master when berth relays the
+    /// terminal itself (`run` in the foreground without --console-socket).
+    fn create_with_console(&self, o: &CreateOpts) -> Result<(i32, Option<OwnedFd>)> {
         state::validate_id(&o.id)?;
         let bundle = spec::load_bundle(&o.bundle)?;
         let linux = bundle.spec.linux().as_ref();
         let ns = Plan::new(linux.and_then(|l| l.namespaces().as_deref()).unwrap_or(&[]))?;
         let process = bundle.spec.process().as_ref().expect("validated");
-        if process.terminal().unwrap_or(false) && o.console_socket.is_none() {
-            return Err(Error::Other(if o.foreground {
-                "process.terminal: a terminal in the foreground is not supported yet; use --console-socket or terminal: false".into()
-            } else {
-                "cannot allocate tty if berth will detach without setting console socket".into()
-            }));
+        let terminal = process.terminal().unwrap_or(false);
+        if terminal && o.console_socket.is_none() && !o.foreground {
+            return Err(Error::Other(
+                "cannot allocate tty if berth will detach without setting console socket".into(),
+            ));
         }
         if bundle
             .spec
@@ -120,7 +125,16 @@ impl Runtime {
                 "cannot set hostname without a private UTS namespace",
             ));
         }
+        // In the foreground without --console-socket, berth itself takes the
+        // pty master (over a socketpair) and relays it (see `run`).
+        let mut relay = None;
         let console = match &o.console_socket {
+            None if terminal => {
+                let (ours, theirs) =
+                    UnixStream::pair().map_err(|e| Error::io("socketpair", "console", e))?;
+                relay = Some(ours);
+                Some(theirs)
+            }
             Some(p) => Some(
                 UnixStream::connect(p)
                     .map_err(|e| Error::io("cannot connect to --console-socket", p, e))?,
@@ -165,12 +179,18 @@ impl Runtime {
                     Some(f) => write_pid_file(f, pid),
                     None => Ok(()),
                 });
-                if let Err(e) = saved {
-                    kill_and_reap(pid, o.foreground);
-                    self.cleanup(&rec);
-                    return Err(e);
+                let master = match (&relay, saved) {
+                    (Some(sock), Ok(())) => recv_fd(sock).map(Some),
+                    (_, r) => r.map(|_| None),
+                };
+                match master {
+                    Ok(m) => Ok((pid, m)),
+                    Err(e) => {
+                        kill_and_reap(pid, o.foreground);
+                        self.cleanup(&rec);
+                        Err(e)
+                    }
                 }
-                Ok(pid)
             }
             Err(e) => {
                 self.cleanup(&rec);
@@ -370,7 +390,7 @@ impl Runtime {
     /// forwards signals to it, deletes it and returns its exit status
     /// (128+N for a signal).
     pub fn run(&self, o: &CreateOpts, keep: bool) -> Result<i32> {
-        let pid = self.create(o)?;
+        let (pid, master) = self.create_with_console(o)?;
         if !o.foreground {
             if let Err(e) = self.start(&o.id) {
                 let _ = self.delete(&o.id, true);
@@ -396,7 +416,10 @@ impl Runtime {
             let _ = self.delete(&o.id, true);
             return Err(e);
         }
-        let code = wait_forwarding(pid, &set);
+        let code = match master {
+            Some(m) => crate::tty::relay(pid, &m, &set),
+            None => wait_forwarding(pid, &set),
+        };
         if !keep {
             let _ = self.delete(&o.id, true);
         }
@@ -404,8 +427,32 @@ impl Runtime {
     }
 }
 
+/// Receives one fd sent with SCM_RIGHTS (the pty master from the init).
+fn recv_fd(sock: &UnixStream) -> Result<OwnedFd> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut buf = [0u8; 256];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .ctx(|| "receive the pty master".into())?;
+    for c in msg.cmsgs().ctx(|| "receive the pty master".into())? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(fd) = fds.first() {
+                // SAFETY: the kernel just installed this fd for us.
+                return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
+            }
+        }
+    }
+    Err(Error::Init("no pty master received".into()))
+}
+
 /// Waits for the child `pid`, forwarding the signals in `set` to it.
-fn wait_forwarding(pid: i32, set: &nix::sys::signal::SigSet) -> i32 {
+pub(crate) fn wait_forwarding(pid: i32, set: &nix::sys::signal::SigSet) -> i32 {
     use nix::sys::signalfd::{SfdFlags, SignalFd};
     use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
     let sfd = SignalFd::with_flags(set, SfdFlags::SFD_CLOEXEC).ok();
@@ -436,7 +483,7 @@ fn wait_forwarding(pid: i32, set: &nix::sys::signal::SigSet) -> i32 {
     }
 }
 
-fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+pub(crate) fn pidfd_open(pid: i32) -> Option<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     // SAFETY: a non-negative return is a fresh fd we own.
@@ -450,7 +497,7 @@ fn pidfd(rec: &Record) -> Option<OwnedFd> {
     state::alive(rec.pid, rec.pid_start).then_some(fd)
 }
 
-fn pidfd_signal(fd: &OwnedFd, sig: Signal) -> nix::Result<()> {
+pub(crate) fn pidfd_signal(fd: &OwnedFd, sig: Signal) -> nix::Result<()> {
     // SAFETY: pidfd_send_signal with a valid pidfd, a signal number, no siginfo.
     let r = unsafe {
         libc::syscall(

@@ -19,6 +19,7 @@ pub mod resolve;
 pub mod signal;
 pub mod spec;
 pub mod state;
+mod tty;
 pub mod util;
 
 pub use error::{Error, Result};

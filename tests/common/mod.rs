@@ -329,6 +329,50 @@ impl T {
         assert!(l["time"].as_str().unwrap().ends_with('Z'));
     }
 
+    /// Runs berth with its stdio on a new pty; types `input`; returns what the
+    /// terminal showed and the exit status.
+    pub fn on_pty(&self, args: &[&str], input: &[u8]) -> (String, i32, nix::sys::termios::Termios) {
+        use std::io::{Read, Write};
+        use std::os::fd::AsRawFd;
+        let ws = nix::pty::Winsize {
+            ws_row: 30,
+            ws_col: 100,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        let pty = nix::pty::openpty(Some(&ws), None).unwrap();
+        let slave = std::fs::File::from(pty.slave);
+        let check = slave.try_clone().unwrap();
+        let mut cmd = self.cmd(args);
+        cmd.stdin(slave.try_clone().unwrap())
+            .stdout(slave.try_clone().unwrap())
+            .stderr(slave);
+        let mut child = cmd.spawn().unwrap();
+        drop(cmd);
+        let mut master = std::fs::File::from(pty.master);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        master.write_all(input).unwrap();
+        let status = child.wait().unwrap();
+        // The child is gone; take what is left on the terminal without blocking.
+        let fd = master.as_raw_fd();
+        // SAFETY: fcntl on an fd we own.
+        unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK) };
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = master.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        let term = nix::sys::termios::tcgetattr(&check).unwrap();
+        (
+            String::from_utf8_lossy(&out).into_owned(),
+            status.code().unwrap_or(-1),
+            term,
+        )
+    }
+
     /// Waits until the container's status is `want` (up to 10 s).
     pub fn wait_status(&self, id: &str, want: &str) {
         for _ in 0..1000 {
