@@ -110,6 +110,35 @@ enum Cmd {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Run a new process in a running container.
+    Exec(Box<ExecArgs>),
+    /// List the processes of a container (table: `ps` output; json: pids).
+    Ps {
+        #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+        id: String,
+        /// Options for ps(1) (default -ef).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+    /// Freeze every process of a container.
+    Pause { id: String },
+    /// Thaw a paused container.
+    Resume { id: String },
+    /// Print resource usage statistics (JSON lines, runc's format).
+    Events {
+        /// Print one stats record and exit.
+        #[arg(long)]
+        stats: bool,
+        /// Interval between records, e.g. 5s, 500ms.
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        id: String,
+    },
+    /// Change a container's resource limits.
+    Update(Box<UpdateArgs>),
+    /// Print the features this runtime supports (runtime-spec features.md JSON).
+    Features,
     /// OCI images: import, list, unpack, mount, make bundles, run.
     Image(ImageArgs),
     /// Write a default config.json to the bundle directory.
@@ -120,6 +149,93 @@ enum Cmd {
         #[arg(short, long, default_value = ".", value_name = "DIR")]
         bundle: PathBuf,
     },
+}
+
+#[derive(clap::Args)]
+struct ExecArgs {
+    /// A runtime-spec process JSON file (- for stdin) instead of CMD and flags.
+    #[arg(short, long, value_name = "FILE")]
+    process: Option<PathBuf>,
+    /// Start the process and return.
+    #[arg(short, long)]
+    detach: bool,
+    /// Allocate a pty.
+    #[arg(short, long)]
+    tty: bool,
+    #[arg(long, value_name = "SOCKET")]
+    console_socket: Option<PathBuf>,
+    #[arg(long, value_name = "DIR")]
+    cwd: Option<PathBuf>,
+    /// Add an environment variable K=V.
+    #[arg(short, long, value_name = "K=V")]
+    env: Vec<String>,
+    /// UID[:GID].
+    #[arg(short, long)]
+    user: Option<String>,
+    /// An additional group id.
+    #[arg(short = 'g', long = "additional-gids", value_name = "GID")]
+    additional_gids: Vec<u32>,
+    /// Add a capability (CAP_NET_ADMIN or NET_ADMIN).
+    #[arg(short, long)]
+    cap: Vec<String>,
+    #[arg(long)]
+    no_new_privs: bool,
+    #[arg(long, value_name = "FILE")]
+    pid_file: Option<PathBuf>,
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    preserve_fds: u32,
+    /// AppArmor profile (berth reports it unsupported).
+    #[arg(long)]
+    apparmor: Option<String>,
+    /// SELinux label (berth reports it unsupported).
+    #[arg(long)]
+    process_label: Option<String>,
+    /// Sub-cgroup to run in (only empty is accepted).
+    #[arg(long)]
+    cgroup: Vec<String>,
+    /// Accepted for runc compatibility.
+    #[arg(long)]
+    ignore_paused: bool,
+    id: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    cmd: Vec<String>,
+}
+
+#[derive(clap::Args)]
+struct UpdateArgs {
+    /// A runtime-spec linux.resources JSON file (- for stdin).
+    #[arg(short, long, value_name = "FILE")]
+    resources: Option<PathBuf>,
+    /// Memory limit (bytes, or 64m, 1g).
+    #[arg(long, value_name = "SIZE")]
+    memory: Option<String>,
+    #[arg(long, value_name = "SIZE")]
+    memory_reservation: Option<String>,
+    /// Memory plus swap limit (-1 for unlimited).
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
+    memory_swap: Option<String>,
+    /// Accepted for runc compatibility; ignored (cgroup v2 has no kernel memory limit).
+    #[arg(long, value_name = "SIZE")]
+    kernel_memory: Option<String>,
+    #[arg(long, value_name = "N")]
+    cpu_shares: Option<u64>,
+    #[arg(long, value_name = "US", allow_hyphen_values = true)]
+    cpu_quota: Option<i64>,
+    #[arg(long, value_name = "US")]
+    cpu_period: Option<u64>,
+    #[arg(long, value_name = "US")]
+    cpu_rt_period: Option<u64>,
+    #[arg(long, value_name = "US")]
+    cpu_rt_runtime: Option<i64>,
+    #[arg(long, value_name = "CPUS")]
+    cpuset_cpus: Option<String>,
+    #[arg(long, value_name = "MEMS")]
+    cpuset_mems: Option<String>,
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pids_limit: Option<i64>,
+    #[arg(long, value_name = "N")]
+    blkio_weight: Option<u16>,
+    id: String,
 }
 
 #[derive(clap::Args)]
@@ -246,7 +362,13 @@ fn main() {
             let msg = format!("{e:#}");
             log_error(&cli, &msg);
             eprintln!("{msg}");
-            std::process::exit(1);
+            // runc's exec exits 255 on its own errors, leaving 1..254 to
+            // the process.
+            std::process::exit(if matches!(cli.cmd, Cmd::Exec(_)) {
+                255
+            } else {
+                1
+            });
         }
     }
 }
@@ -297,8 +419,29 @@ fn run(cli: &Cli) -> Result<i32> {
     if cli.systemd_cgroup {
         anyhow::bail!("--systemd-cgroup: the systemd cgroup driver is not supported yet");
     }
+    if let Cmd::Features = &cli.cmd {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&berth_runtime::ops::features())?
+        );
+        return Ok(0);
+    }
     let rt = Runtime::new(&cli.root)?;
     match &cli.cmd {
+        Cmd::Exec(a) => return exec(&rt, a),
+        Cmd::Ps {
+            format,
+            id,
+            ps_args,
+        } => ps(&rt, *format, id, ps_args)?,
+        Cmd::Pause { id } => rt.pause(id)?,
+        Cmd::Resume { id } => rt.resume(id)?,
+        Cmd::Events {
+            stats,
+            interval,
+            id,
+        } => events(&rt, *stats, interval, id)?,
+        Cmd::Update(a) => update(&rt, a)?,
         Cmd::Create(a) => {
             rt.create(&a.opts(false))?;
         }
@@ -321,7 +464,7 @@ fn run(cli: &Cli) -> Result<i32> {
             return Ok(code);
         }
         Cmd::List { format, quiet } => list(&rt, *format, *quiet)?,
-        Cmd::Spec { .. } | Cmd::Image(_) => unreachable!(),
+        Cmd::Spec { .. } | Cmd::Image(_) | Cmd::Features => unreachable!(),
     }
     Ok(0)
 }
@@ -528,4 +671,168 @@ fn image_run(cli: &Cli, st: &berth_image::store::Store, r: &ImageRunArgs) -> Res
         cleanup();
     }
     Ok(res?)
+}
+
+fn exec(rt: &Runtime, a: &ExecArgs) -> Result<i32> {
+    if a.cgroup.iter().any(|c| !c.is_empty()) {
+        anyhow::bail!("--cgroup: sub-cgroups for exec are not supported yet");
+    }
+    let o = berth_runtime::exec::ExecOpts {
+        id: a.id.clone(),
+        process: a.process.clone(),
+        args: a.cmd.clone(),
+        detach: a.detach,
+        tty: a.tty,
+        console_socket: a.console_socket.clone(),
+        cwd: a.cwd.clone(),
+        env: a.env.clone(),
+        user: a.user.clone(),
+        additional_gids: a.additional_gids.clone(),
+        caps: a.cap.clone(),
+        no_new_privs: a.no_new_privs,
+        pid_file: a.pid_file.clone(),
+        preserve_fds: a.preserve_fds,
+        apparmor: a.apparmor.clone(),
+        process_label: a.process_label.clone(),
+    };
+    Ok(rt.exec(&o)?)
+}
+
+/// `ps`: json is the pid list; table is ps(1)'s output for those pids.
+fn ps(rt: &Runtime, format: ListFormat, id: &str, args: &[String]) -> Result<()> {
+    let pids = rt.pids(id)?;
+    if format == ListFormat::Json {
+        println!("{}", serde_json::to_string(&pids)?);
+        return Ok(());
+    }
+    let args: Vec<String> = if args.is_empty() {
+        vec!["-ef".into()]
+    } else {
+        args.to_vec()
+    };
+    let out = std::process::Command::new("ps")
+        .args(&args)
+        .output()
+        .context("run ps")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or("");
+    let col = header
+        .split_whitespace()
+        .position(|c| c == "PID")
+        .context("ps output has no PID column")?;
+    println!("{header}");
+    for l in lines {
+        if let Some(p) = l
+            .split_whitespace()
+            .nth(col)
+            .and_then(|p| p.parse::<i32>().ok())
+        {
+            if pids.contains(&p) {
+                println!("{l}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Parses `5s`, `500ms`, `1m`.
+fn parse_interval(s: &str) -> Result<std::time::Duration> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().with_context(|| format!("--interval {s:?}"))?;
+    Ok(match unit {
+        "ms" => std::time::Duration::from_millis(n),
+        "s" | "" => std::time::Duration::from_secs(n),
+        "m" => std::time::Duration::from_secs(60 * n),
+        _ => anyhow::bail!("--interval {s:?}: use e.g. 5s or 500ms"),
+    })
+}
+
+/// `events`: with --stats one record; otherwise one every interval until
+/// the container stops.
+fn events(rt: &Runtime, stats: bool, interval: &str, id: &str) -> Result<()> {
+    let every = parse_interval(interval)?;
+    loop {
+        match rt.stats(id) {
+            Ok(v) => println!("{v}"),
+            Err(berth_runtime::Error::NotRunning) if !stats => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        if stats {
+            return Ok(());
+        }
+        std::thread::sleep(every);
+    }
+}
+
+/// `update`: --resources JSON and the flags on top, applied to the cgroup.
+fn update(rt: &Runtime, a: &UpdateArgs) -> Result<()> {
+    use serde_json::json;
+    let mut r: serde_json::Value = match &a.resources {
+        Some(p) => {
+            let data = if p.as_os_str() == "-" {
+                let mut v = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)?;
+                v
+            } else {
+                std::fs::read(p).with_context(|| format!("read {}", p.display()))?
+            };
+            serde_json::from_slice(&data)
+                .with_context(|| format!("{}: invalid resources JSON", p.display()))?
+        }
+        None => json!({}),
+    };
+    let size = |s: &str| -> Result<i64> {
+        if s == "-1" {
+            return Ok(-1);
+        }
+        Ok(berth_image::bundle::parse_size(s)?)
+    };
+    let mut set = |section: &str, key: &str, v: serde_json::Value| {
+        if !r.get(section).is_some_and(|x| x.is_object()) {
+            r[section] = json!({});
+        }
+        r[section][key] = v;
+    };
+    if let Some(m) = &a.memory {
+        set("memory", "limit", json!(size(m)?));
+    }
+    if let Some(m) = &a.memory_reservation {
+        set("memory", "reservation", json!(size(m)?));
+    }
+    if let Some(m) = &a.memory_swap {
+        set("memory", "swap", json!(size(m)?));
+    }
+    if let Some(v) = a.cpu_shares {
+        set("cpu", "shares", json!(v));
+    }
+    if let Some(v) = a.cpu_quota {
+        set("cpu", "quota", json!(v));
+    }
+    if let Some(v) = a.cpu_period {
+        set("cpu", "period", json!(v));
+    }
+    if let Some(v) = a.cpu_rt_period {
+        set("cpu", "realtimePeriod", json!(v));
+    }
+    if let Some(v) = a.cpu_rt_runtime {
+        set("cpu", "realtimeRuntime", json!(v));
+    }
+    if let Some(v) = &a.cpuset_cpus {
+        set("cpu", "cpus", json!(v));
+    }
+    if let Some(v) = &a.cpuset_mems {
+        set("cpu", "mems", json!(v));
+    }
+    if let Some(v) = a.pids_limit {
+        set("pids", "limit", json!(v));
+    }
+    if let Some(v) = a.blkio_weight {
+        set("blockIO", "weight", json!(v));
+    }
+    let res: berth_runtime::oci::LinuxResources =
+        serde_json::from_value(r).context("invalid resources")?;
+    rt.update(&a.id, &res)?;
+    Ok(())
 }

@@ -307,7 +307,7 @@ fn bundle_runs_under_the_runtime_and_labels_become_annotations() {
     let mut c = c;
     c["process"]["args"] = serde_json::json!(["cat", "/etc/hostname"]);
     c["process"]["terminal"] = serde_json::json!(false);
-    c["linux"]["cgroupsPath"] = serde_json::json!(format!("/berth-test/{}", t.token));
+    c["linux"]["cgroupsPath"] = serde_json::json!(format!("/berth-test/{}/b", t.token));
     std::fs::write(b.join("config.json"), serde_json::to_vec(&c).unwrap()).unwrap();
     std::fs::write(b.join("rootfs/etc/hostname"), "in-upper\n").unwrap();
     let o = t.berth(&["run", "-b", b.to_str().unwrap(), &t.id("b")]);

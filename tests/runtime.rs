@@ -306,6 +306,8 @@ fn list_formats_and_delete_force() {
     t.write_config(&t.config(&["sleep", "30"]));
     let (a, b) = (t.id("a"), t.id("b"));
     assert!(t.create(&a, &[]).status.success());
+    // Its own cgroup: a fresh config.
+    t.write_config(&t.config(&["sleep", "30"]));
     assert!(t.create(&b, &[]).status.success());
     assert!(t.berth(&["start", &b]).status.success());
     let q = String::from_utf8(t.berth(&["list", "-q"]).stdout).unwrap();
@@ -694,4 +696,359 @@ fn run_terminal_relay() {
     assert!(term
         .local_flags
         .contains(LocalFlags::ECHO | LocalFlags::ICANON));
+}
+
+/// A detached container running `sleep 60`; returns (id, init pid).
+fn sleeper(t: &T, name: &str, mut c: serde_json::Value) -> (String, i64) {
+    c["process"]["args"] = json!(["sleep", "60"]);
+    t.write_config(&c);
+    let id = t.id(name);
+    let st = t
+        .cmd(&["run", "-d", &id])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let pid = t.state(&id)["pid"].as_i64().unwrap();
+    (id, pid)
+}
+
+fn out(o: &std::process::Output) -> String {
+    assert!(o.status.success(), "{o:?}");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn exec_joins_namespaces_cgroup_and_process_settings() {
+    let t = T::new("exec");
+    let mut c = t.config(&["true"]);
+    c["root"]["readonly"] = json!(false);
+    let (id, pid) = sleeper(&t, "c", c);
+    let ns = |n: &str| {
+        std::fs::read_link(format!("/proc/{pid}/ns/{n}"))
+            .unwrap()
+            .display()
+            .to_string()
+    };
+    let o = out(&t.berth(&["exec", &id, "sh", "-c", "echo $$; hostname; for n in net ipc uts mnt pid cgroup; do readlink /proc/self/ns/$n; done; cat /proc/self/cgroup | head -1; cat /proc/1/cmdline | tr '\\0' ' '"]));
+    let l: Vec<&str> = o.lines().collect();
+    assert_ne!(l[0], "1", "exec is not the init");
+    assert!(
+        l[0].parse::<u32>().unwrap() < 100,
+        "a pid of the container's pid namespace: {o}"
+    );
+    assert_eq!(l[1], "berth-test");
+    for (i, n) in ["net", "ipc", "uts", "mnt", "pid", "cgroup"]
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(l[2 + i], ns(n), "{n} namespace");
+    }
+    assert!(
+        l[8].ends_with(":/"),
+        "in the container's cgroup (its namespace root): {o}"
+    );
+    assert_eq!(l[9].trim(), "sleep 60");
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(cg.contains(&t.token));
+    // Exit status, user, env, cwd, capabilities, no_new_privs.
+    assert_eq!(
+        t.berth(&["exec", &id, "sh", "-c", "exit 9"]).status.code(),
+        Some(9)
+    );
+    let o = out(&t.berth(&[
+        "exec",
+        "-u",
+        "1000:1000",
+        "-g",
+        "5",
+        "--cwd",
+        "/tmp",
+        "-e",
+        "X=1",
+        &id,
+        "sh",
+        "-c",
+        "id -u; id -g; id -G; pwd; echo $X",
+    ]));
+    assert_eq!(o, "1000\n1000\n1000 5\n/tmp\n1\n");
+    let o = out(&t.berth(&[
+        "exec",
+        "--cap",
+        "CAP_NET_ADMIN",
+        "--no-new-privs",
+        &id,
+        "grep",
+        "-E",
+        "CapEff|NoNewPrivs",
+        "/proc/self/status",
+    ]));
+    assert!(
+        o.contains("CapEff:\t0000000020001420") && o.contains("NoNewPrivs:\t1"),
+        "{o}"
+    );
+    // A process.json.
+    let p = t.dir.join("process.json");
+    std::fs::write(&p, serde_json::to_vec(&json!({"args": ["sh", "-c", "echo from-json $Y"], "env": ["Y=2", "PATH=/bin"], "cwd": "/", "user": {"uid": 0, "gid": 0}})).unwrap()).unwrap();
+    assert_eq!(
+        out(&t.berth(&["exec", "-p", p.to_str().unwrap(), &id])),
+        "from-json 2\n"
+    );
+    // Detached with a pid file: the process is in the container's cgroup.
+    let pf = t.dir.join("exec.pid");
+    let st = t
+        .cmd(&[
+            "exec",
+            "-d",
+            "--pid-file",
+            pf.to_str().unwrap(),
+            &id,
+            "sleep",
+            "30",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let epid: i32 = std::fs::read_to_string(&pf).unwrap().parse().unwrap();
+    assert!(out(&t.berth(&["ps", "--format", "json", &id])).contains(&epid.to_string()));
+    // Runtime errors exit 255 with the message.
+    let o = t.berth(&["exec", &id, "no-such-program"]);
+    assert_eq!(o.status.code(), Some(255));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("executable file not found"));
+    assert!(t.berth(&["kill", &id, "KILL"]).status.success());
+    t.wait_status(&id, "stopped");
+    let o = t.berth(&["exec", &id, "true"]);
+    assert_eq!(o.status.code(), Some(255));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot exec in a stopped container"));
+    assert!(t.berth(&["delete", &id]).status.success());
+}
+
+#[test]
+fn exec_with_a_terminal() {
+    let t = T::new("exectty");
+    let (id, _) = sleeper(&t, "c", t.config(&["true"]));
+    let (o, code, _) = t.on_pty(
+        &[
+            "exec",
+            "-t",
+            &id,
+            "sh",
+            "-c",
+            "tty; read x; echo got:$x; exit 4",
+        ],
+        b"yo\r",
+    );
+    assert_eq!(code, 4, "{o}");
+    assert!(o.contains("/dev/pts/") && o.contains("got:yo"), "{o}");
+    assert!(t.berth(&["delete", "-f", &id]).status.success());
+}
+
+#[test]
+fn cgroup_ps_pause_resume_update_events() {
+    let t = T::new("cgops");
+    let (id, pid) = sleeper(&t, "c", t.config(&["true"]));
+    let pids: Vec<i64> =
+        serde_json::from_str(&out(&t.berth(&["ps", "--format", "json", &id]))).unwrap();
+    assert_eq!(pids, vec![pid]);
+    let table = out(&t.berth(&["ps", &id]));
+    assert!(
+        table.starts_with("UID") && table.contains("sleep 60"),
+        "{table}"
+    );
+    assert!(t.berth(&["pause", &id]).status.success());
+    assert_eq!(t.state(&id)["status"], "paused");
+    let o = t.berth(&["exec", &id, "true"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot exec in a paused container"));
+    assert!(t.berth(&["resume", &id]).status.success());
+    assert_eq!(t.state(&id)["status"], "running");
+    t.expect_error(&t.berth(&["resume", &id]), "container not paused");
+    assert!(t
+        .berth(&[
+            "update",
+            "--memory",
+            "48m",
+            "--pids-limit",
+            "17",
+            "--cpu-quota",
+            "20000",
+            "--cpu-period",
+            "100000",
+            &id
+        ])
+        .status
+        .success());
+    let v: serde_json::Value =
+        serde_json::from_str(&out(&t.berth(&["events", "--stats", &id]))).unwrap();
+    assert_eq!(v["type"], "stats");
+    assert_eq!(v["data"]["memory"]["usage"]["limit"], 48 << 20);
+    assert_eq!(v["data"]["pids"]["limit"], 17);
+    assert!(v["data"]["pids"]["current"].as_u64().unwrap() >= 1);
+    assert!(v["data"]["cpu"]["usage"]["total"].as_u64().is_some());
+    let cpu_max = if common::unified() {
+        "cpu.max"
+    } else {
+        "cpu/cpu.cfs_quota_us"
+    };
+    let o = out(&t.berth(&["exec", &id, "cat", &format!("/sys/fs/cgroup/{cpu_max}")]));
+    assert!(o.starts_with("20000"), "{o}");
+    // A paused container is deleted with --force.
+    assert!(t.berth(&["pause", &id]).status.success());
+    assert!(t.berth(&["delete", "-f", &id]).status.success());
+}
+
+#[test]
+fn features_are_truthful_json() {
+    let t = T::new("features");
+    let v: serde_json::Value = serde_json::from_str(&out(&t.berth(&["features"]))).unwrap();
+    assert_eq!(v["ociVersionMax"], "1.2.0");
+    assert!(v["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("user")));
+    assert_eq!(v["linux"]["cgroup"]["v1"], true);
+    assert_eq!(v["linux"]["cgroup"]["systemd"], false);
+    assert_eq!(v["linux"]["seccomp"]["enabled"], false);
+    assert!(v["hooks"].as_array().unwrap().contains(&json!("poststop")));
+    assert!(v["mountOptions"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("rbind")));
+}
+
+#[test]
+fn hooks_run_in_order_with_state() {
+    let t = T::new("hooks");
+    let d = t.dir.join("hooks");
+    std::fs::create_dir_all(&d).unwrap();
+    let host_hook = |name: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {}/{name}.json; echo $HOOKENV > {}/{name}.env", d.display(), d.display())], "env": [format!("HOOKENV=e-{name}")]});
+    let mut c = t.config(&["true"]);
+    c["root"]["readonly"] = json!(false);
+    c["hooks"] = json!({
+        "prestart": [host_hook("prestart")],
+        "createRuntime": [host_hook("createRuntime")],
+        "createContainer": [host_hook("createContainer")],
+        "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "cat > /tmp/startContainer.json"]}],
+        "poststart": [host_hook("poststart")],
+        "poststop": [host_hook("poststop")]
+    });
+    let (id, pid) = sleeper(&t, "c", c);
+    let read = |n: &str| -> serde_json::Value {
+        serde_json::from_slice(
+            &std::fs::read(d.join(format!("{n}.json")))
+                .unwrap_or_else(|_| panic!("{n} hook did not run")),
+        )
+        .unwrap()
+    };
+    for (n, status, p) in [
+        ("prestart", "creating", pid),
+        ("createRuntime", "creating", pid),
+        ("createContainer", "creating", 1),
+        ("poststart", "running", pid),
+    ] {
+        let v = read(n);
+        assert_eq!(v["id"], id.as_str(), "{n}");
+        assert_eq!(v["status"], status, "{n}");
+        assert_eq!(v["pid"], p, "{n}");
+        assert_eq!(
+            std::fs::read_to_string(d.join(format!("{n}.env")))
+                .unwrap()
+                .trim(),
+            format!("e-{n}")
+        );
+    }
+    let v: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(t.bundle.join("rootfs/tmp/startContainer.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (v["status"].as_str(), v["pid"].as_i64()),
+        (Some("created"), Some(1))
+    );
+    assert!(!d.join("poststop.json").exists());
+    assert!(t.berth(&["delete", "-f", &id]).status.success());
+    assert_eq!(read("poststop")["status"], "stopped");
+
+    // A failing createRuntime hook fails create and leaves nothing.
+    let mut c = t.config(&["true"]);
+    c["hooks"] = json!({"createRuntime": [{"path": "/bin/false"}]});
+    t.write_config(&c);
+    t.expect_error(
+        &t.create(&t.id("f"), &[]),
+        "createRuntime hook 0 (/bin/false): failed",
+    );
+    // A hook past its timeout is killed and fails create.
+    c["hooks"] =
+        json!({"prestart": [{"path": "/bin/sleep", "args": ["sleep", "10"], "timeout": 1}]});
+    t.write_config(&c);
+    let start = std::time::Instant::now();
+    t.expect_error(&t.create(&t.id("to"), &[]), "timed out after 1s");
+    assert!(start.elapsed() < std::time::Duration::from_secs(8));
+    // A failing poststart hook fails start and stops the container.
+    c["hooks"] = json!({"poststart": [{"path": "/bin/false"}]});
+    c["process"]["args"] = json!(["sleep", "60"]);
+    t.write_config(&c);
+    let ps = t.id("ps");
+    assert!(t.create(&ps, &[]).status.success());
+    t.expect_error(&t.berth(&["start", &ps]), "poststart hook 0");
+    t.wait_status(&ps, "stopped");
+    assert!(t.berth(&["delete", &ps]).status.success());
+}
+
+#[test]
+fn preserve_fds_and_listen_fds() {
+    use std::os::unix::process::CommandExt;
+    let t = T::new("fds");
+    let f = t.dir.join("passed");
+    std::fs::write(&f, "through-fd-3\n").unwrap();
+    t.write_config(&t.config(&[
+        "sh",
+        "-c",
+        "cat <&3; ls /proc/self/fd | tr '\\n' ' '; echo; echo $LISTEN_FDS $LISTEN_PID",
+    ]));
+    let run = |extra: &[&str], env: bool| {
+        let mut args = vec!["run"];
+        args.extend_from_slice(extra);
+        let id = t.id(if env { "listen" } else { "keep" });
+        args.push(&id);
+        let mut cmd = t.cmd(&args);
+        if env {
+            cmd.env("LISTEN_FDS", "1");
+        }
+        // A fresh open file each run (the offset is shared otherwise).
+        let file = std::fs::File::open(&f).unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+        // SAFETY: dup2 in the child before exec onto fd 3.
+        unsafe {
+            cmd.pre_exec(move || {
+                // dup2(3, 3) would keep close-on-exec: clear it instead.
+                let r = if fd == 3 {
+                    libc::fcntl(3, libc::F_SETFD, 0)
+                } else {
+                    libc::dup2(fd, 3)
+                };
+                if r < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let o = cmd.stdin(std::process::Stdio::null()).output().unwrap();
+        drop(file);
+        assert!(o.status.success(), "{o:?}");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let o = run(&["--preserve-fds", "1"], false);
+    let l: Vec<&str> = o.lines().collect();
+    assert_eq!(l[0], "through-fd-3");
+    // 0, 1, 2, 3 and the fd ls itself opens: nothing else leaked in.
+    assert_eq!(l[1].split_whitespace().count(), 5, "{o}");
+    let o = run(&[], true);
+    assert!(
+        o.starts_with("through-fd-3\n") && o.ends_with("1 1\n"),
+        "{o}"
+    );
 }

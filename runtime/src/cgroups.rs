@@ -218,6 +218,25 @@ impl Cgroup {
         })
     }
 
+    /// The cgroup of an existing container from its recorded leaves.
+    pub fn from_leaves(layout: &Layout, leaves: &[PathBuf]) -> Cgroup {
+        let dirs = leaves
+            .iter()
+            .filter_map(|l| {
+                let h = layout
+                    .hierarchies
+                    .iter()
+                    .filter(|h| l.starts_with(&h.mount))
+                    .max_by_key(|h| h.mount.as_os_str().len())?;
+                Some((h.clone(), l.clone()))
+            })
+            .collect();
+        Cgroup {
+            dirs,
+            unified: layout.unified(),
+        }
+    }
+
     /// The directories that do not exist yet, leaf first per hierarchy: what
     /// `create` will make and `delete` will remove. Recorded before creating.
     pub fn to_create(&self) -> Vec<Vec<PathBuf>> {
@@ -457,39 +476,43 @@ fn apply_v1(h: &Hierarchy, d: &Path, res: &LinuxResources) -> Result<()> {
     Ok(())
 }
 
-/// Pids in the first recorded cgroup (every hierarchy holds the same ones).
-pub fn procs(cgroups: &[Vec<PathBuf>]) -> Vec<i32> {
-    cgroups
+/// Pids in the container's cgroup (every hierarchy holds the same ones).
+pub fn procs(leaves: &[PathBuf]) -> Vec<i32> {
+    leaves
         .iter()
-        .filter_map(|v| v.first())
         .find_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
         .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
         .unwrap_or_default()
 }
 
 /// Whether the container's cgroup is frozen (v1 freezer or v2 cgroup.freeze).
-pub fn frozen(cgroups: &[Vec<PathBuf>]) -> bool {
-    cgroups.iter().filter_map(|v| v.first()).any(|d| {
+pub fn frozen(leaves: &[PathBuf]) -> bool {
+    leaves.iter().any(|d| {
         std::fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
             || std::fs::read_to_string(d.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
     })
 }
 
-/// Kills every process left in the cgroups and removes the directories berth
-/// created, leaf first. Idempotent: missing directories are fine.
-pub fn remove(cgroups: &[Vec<PathBuf>]) -> Result<()> {
+/// SIGKILLs every process in the container's cgroup and waits (up to about
+/// a second) until it is empty. These processes are the container's: berth
+/// started them.
+pub fn kill_all(leaves: &[PathBuf]) {
     for _ in 0..200 {
-        let pids = procs(cgroups);
+        let pids = procs(leaves);
         if pids.is_empty() {
-            break;
+            return;
         }
         for p in pids {
-            // These pids are in the container's own cgroup: berth started them.
             let _ =
                 nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::SIGKILL);
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
+}
+
+/// Removes the directories berth created, leaf first (retrying while the
+/// last processes leave). Idempotent: missing directories are fine.
+pub fn remove(cgroups: &[Vec<PathBuf>]) -> Result<()> {
     for chain in cgroups {
         for (i, d) in chain.iter().enumerate() {
             let mut tries = 0;

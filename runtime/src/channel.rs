@@ -13,6 +13,9 @@ pub enum Msg {
     Go,
     /// Init to parent: set up and waiting for `start`.
     Ready,
+    /// Init to parent: mounts are made, pivot_root is next; run the
+    /// prestart and createRuntime hooks, then send Go.
+    Hooks,
     /// Init to parent: setting up failed (the init exits after it).
     Error(String),
 }
@@ -36,6 +39,7 @@ impl Channel {
         match m {
             Msg::Go => buf.push(b'G'),
             Msg::Ready => buf.push(b'R'),
+            Msg::Hooks => buf.push(b'H'),
             Msg::Error(s) => {
                 buf.push(b'E');
                 buf.extend_from_slice(&s.as_bytes()[..s.len().min(4000)]);
@@ -60,6 +64,7 @@ impl Channel {
         Ok(Some(match buf[0] {
             b'G' => Msg::Go,
             b'R' => Msg::Ready,
+            b'H' => Msg::Hooks,
             _ => Msg::Error(body),
         }))
     }
@@ -72,7 +77,12 @@ mod tests {
     #[test]
     fn round_trip() {
         let (mut a, mut b) = pair().unwrap();
-        for m in [Msg::Go, Msg::Ready, Msg::Error("boom: x".into())] {
+        for m in [
+            Msg::Go,
+            Msg::Ready,
+            Msg::Hooks,
+            Msg::Error("boom: x".into()),
+        ] {
             a.send(&m).unwrap();
             assert_eq!(b.recv().unwrap(), Some(m));
         }

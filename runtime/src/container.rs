@@ -55,7 +55,7 @@ struct CloneArgs {
 }
 
 /// clone3(2) without a new stack: returns twice, like fork(2).
-fn clone3(flags: u64, cgroup_fd: Option<&OwnedFd>) -> nix::Result<i32> {
+pub(crate) fn clone3(flags: u64, cgroup_fd: Option<&OwnedFd>) -> nix::Result<i32> {
     let mut args = CloneArgs {
         flags,
         exit_signal: libc::SIGCHLD as u64,
@@ -99,7 +99,28 @@ impl Runtime {
     /// terminal itself (`run` in the foreground without --console-socket).
     fn create_with_console(&self, o: &CreateOpts) -> Result<(i32, Option<OwnedFd>)> {
         state::validate_id(&o.id)?;
-        let bundle = spec::load_bundle(&o.bundle)?;
+        let mut bundle = spec::load_bundle(&o.bundle)?;
+        // Socket activation (sd_listen_fds): runc passes LISTEN_FDS fds on
+        // and tells the container they are for its pid 1.
+        let mut preserve = o.preserve_fds;
+        if let Some(n) = std::env::var("LISTEN_FDS")
+            .ok()
+            .and_then(|v| v.parse::<u32>().ok())
+            .filter(|n| *n > 0)
+        {
+            preserve = preserve.max(n);
+            if let Some(p) = bundle.spec.process_mut() {
+                let mut env = p.env().clone().unwrap_or_default();
+                env.retain(|e| !e.starts_with("LISTEN_FDS=") && !e.starts_with("LISTEN_PID="));
+                env.push(format!("LISTEN_FDS={n}"));
+                env.push("LISTEN_PID=1".into());
+                p.set_env(Some(env));
+            }
+        }
+        let o = &CreateOpts {
+            preserve_fds: preserve,
+            ..o.clone()
+        };
         let linux = bundle.spec.linux().as_ref();
         let ns = Plan::new(linux.and_then(|l| l.namespaces().as_deref()).unwrap_or(&[]))?;
         let process = bundle.spec.process().as_ref().expect("validated");
@@ -149,7 +170,7 @@ impl Runtime {
             .unwrap_or_else(|| format!("berth/{}", o.id));
         let cgroup = Cgroup::plan(&layout, &cg_path)?;
 
-        let (dir, _lock) = self.store.claim(&o.id)?;
+        let (_dir, _lock) = self.store.claim(&o.id)?;
         let (secs, nanos) = util::now();
         let mut annotations = serde_json::Map::new();
         let mut ann: Vec<_> = bundle.spec.annotations().iter().flatten().collect();
@@ -164,13 +185,15 @@ impl Runtime {
             created: util::rfc3339_nanos(secs, nanos),
             annotations,
             cgroups: cgroup.to_create(),
+            leaves: cgroup.dirs.iter().map(|(_, d)| d.clone()).collect(),
             own_pidns: ns.new_pid || ns.join_pid.is_some(),
+            hooks: bundle.spec.hooks().clone(),
             ..Default::default()
         };
         let res = self
             .store
             .save(&rec)
-            .and_then(|_| self.spawn(o, &bundle, &ns, &cgroup, &dir, console));
+            .and_then(|_| self.spawn(o, &bundle, &ns, &cgroup, console, &rec));
         match res {
             Ok((pid, start)) => {
                 rec.pid = pid;
@@ -206,9 +229,10 @@ impl Runtime {
         bundle: &Bundle,
         ns: &Plan,
         cgroup: &Cgroup,
-        dir: &Path,
         console: Option<UnixStream>,
+        rec: &Record,
     ) -> Result<(i32, u64)> {
+        let dir = &self.store.dir(&rec.id);
         let res = bundle
             .spec
             .linux()
@@ -249,6 +273,7 @@ impl Runtime {
                 console,
                 no_pivot: o.no_pivot,
                 no_new_keyring: o.no_new_keyring,
+                state: state::state_doc(rec, Status::Creating),
                 preserve_fds: o.preserve_fds,
             });
         }
@@ -282,10 +307,31 @@ impl Runtime {
             parent
                 .send(&Msg::Go)
                 .map_err(|e| Error::Init(format!("cannot release init: {e}")))?;
-            match parent.recv() {
-                Ok(Some(Msg::Ready)) => Ok(()),
-                Ok(Some(Msg::Error(m))) => Err(Error::Init(m)),
-                _ => Err(Error::Init("exited during set-up".into())),
+            loop {
+                match parent.recv() {
+                    Ok(Some(Msg::Ready)) => return Ok(()),
+                    Ok(Some(Msg::Hooks)) => {
+                        let mut r = rec.clone();
+                        r.pid = pid;
+                        let st = state::state_doc(&r, Status::Creating).to_string();
+                        let h = bundle.spec.hooks().as_ref();
+                        crate::hooks::run_all(
+                            "prestart",
+                            h.and_then(|h| h.prestart().as_ref()),
+                            &st,
+                        )?;
+                        crate::hooks::run_all(
+                            "createRuntime",
+                            h.and_then(|h| h.create_runtime().as_ref()),
+                            &st,
+                        )?;
+                        parent
+                            .send(&Msg::Go)
+                            .map_err(|e| Error::Init(format!("cannot release init: {e}")))?;
+                    }
+                    Ok(Some(Msg::Error(m))) => return Err(Error::Init(m)),
+                    _ => return Err(Error::Init("exited during set-up".into())),
+                }
             }
         };
         if let Err(e) = setup() {
@@ -326,6 +372,15 @@ impl Runtime {
         if !msg.is_empty() {
             return Err(Error::Init(msg));
         }
+        // poststart: a failure stops the container (runtime.md step 9).
+        let poststart = rec.hooks.as_ref().and_then(|h| h.poststart().as_ref());
+        if poststart.is_some() {
+            let st = state::state_doc(&rec, Status::Running).to_string();
+            if let Err(e) = crate::hooks::run_all("poststart", poststart, &st) {
+                stop(&rec);
+                return Err(e);
+            }
+        }
         Ok(())
     }
 
@@ -355,12 +410,12 @@ impl Runtime {
             return Err(Error::NotRunning);
         }
         if all {
-            for p in cgroups::procs(&rec.cgroups) {
+            for p in cgroups::procs(&rec.leaves) {
                 let _ = nix::sys::signal::kill(Pid::from_raw(p), sig);
             }
             return Ok(());
         }
-        let fd = pidfd(&rec).ok_or(Error::NotRunning)?;
+        let fd = pidfd_of(&rec).ok_or(Error::NotRunning)?;
         pidfd_signal(&fd, sig).ctx(|| format!("kill {sig}"))
     }
 
@@ -379,11 +434,30 @@ impl Runtime {
                         status: s.to_string(),
                     });
                 }
+                if s == Status::Paused {
+                    // A v1-frozen task cannot die until thawed.
+                    stop_signal(&rec);
+                    let _ = self.resume(id);
+                }
                 stop(&rec);
             }
         }
+        // Without its own pid namespace the init's death does not end the
+        // other processes: kill everything in its cgroup (as runc does).
+        if !rec.own_pidns {
+            cgroups::kill_all(&rec.leaves);
+        }
         cgroups::remove(&rec.cgroups)?;
-        self.store.remove(id)
+        self.store.remove(id)?;
+        // poststop failures are warnings only (runtime.md step 13).
+        let poststop = rec.hooks.as_ref().and_then(|h| h.poststop().as_ref());
+        if poststop.is_some() {
+            let st = state::state_doc(&rec, Status::Stopped).to_string();
+            if let Err(e) = crate::hooks::run_all("poststop", poststop, &st) {
+                eprintln!("warning: {e}");
+            }
+        }
+        Ok(())
     }
 
     /// `run`: create + start; in the foreground, waits for the container,
@@ -398,20 +472,12 @@ impl Runtime {
             }
             return Ok(0);
         }
-        use nix::sys::signal::{SigSet, SigmaskHow};
-        let mut set = SigSet::empty();
-        for s in [
-            Signal::SIGINT,
-            Signal::SIGTERM,
-            Signal::SIGHUP,
-            Signal::SIGQUIT,
-            Signal::SIGUSR1,
-            Signal::SIGUSR2,
-            Signal::SIGWINCH,
-        ] {
-            set.add(s);
-        }
-        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None);
+        let set = forwarded_signals();
+        let _ = nix::sys::signal::sigprocmask(
+            nix::sys::signal::SigmaskHow::SIG_BLOCK,
+            Some(&set),
+            None,
+        );
         if let Err(e) = self.start(&o.id) {
             let _ = self.delete(&o.id, true);
             return Err(e);
@@ -427,8 +493,25 @@ impl Runtime {
     }
 }
 
+/// The signals a foreground `run` or `exec` forwards to the container.
+pub(crate) fn forwarded_signals() -> nix::sys::signal::SigSet {
+    let mut set = nix::sys::signal::SigSet::empty();
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+    ] {
+        set.add(s);
+    }
+    set
+}
+
 /// Receives one fd sent with SCM_RIGHTS (the pty master from the init).
-fn recv_fd(sock: &UnixStream) -> Result<OwnedFd> {
+pub(crate) fn recv_fd(sock: &UnixStream) -> Result<OwnedFd> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     let mut buf = [0u8; 256];
     let mut iov = [std::io::IoSliceMut::new(&mut buf)];
@@ -491,7 +574,7 @@ pub(crate) fn pidfd_open(pid: i32) -> Option<OwnedFd> {
 }
 
 /// A pidfd of the container init, if it is still the recorded process.
-fn pidfd(rec: &Record) -> Option<OwnedFd> {
+pub(crate) fn pidfd_of(rec: &Record) -> Option<OwnedFd> {
     let fd = pidfd_open(rec.pid)?;
     // Checked after opening: the pidfd pins the process we verified.
     state::alive(rec.pid, rec.pid_start).then_some(fd)
@@ -514,8 +597,14 @@ pub(crate) fn pidfd_signal(fd: &OwnedFd, sig: Signal) -> nix::Result<()> {
 /// SIGKILLs the container init (if still the recorded process) and waits
 /// for it to die. Other processes go with its pid namespace or are killed
 /// through the cgroup by the caller.
+fn stop_signal(rec: &Record) {
+    if let Some(fd) = pidfd_of(rec) {
+        let _ = pidfd_signal(&fd, Signal::SIGKILL);
+    }
+}
+
 fn stop(rec: &Record) {
-    if let Some(fd) = pidfd(rec) {
+    if let Some(fd) = pidfd_of(rec) {
         let _ = pidfd_signal(&fd, Signal::SIGKILL);
         let mut p = [nix::poll::PollFd::new(
             fd.as_fd(),
@@ -525,7 +614,7 @@ fn stop(rec: &Record) {
     }
 }
 
-fn kill_and_reap(pid: i32, is_child: bool) {
+pub(crate) fn kill_and_reap(pid: i32, is_child: bool) {
     let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
     if is_child {
         let _ = nix::sys::wait::waitpid(
@@ -558,7 +647,7 @@ fn write_map(pid: i32, file: &str, maps: &[oci_spec::runtime::LinuxIdMapping]) -
 }
 
 /// The pid file, written atomically; relative paths are taken from the cwd.
-fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let path = if path.is_absolute() {
         path.to_path_buf()
     } else {

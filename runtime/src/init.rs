@@ -32,6 +32,8 @@ pub(crate) struct Args<'a> {
     pub no_new_keyring: bool,
     /// fds 3..3+N stay open in the container (`--preserve-fds`).
     pub preserve_fds: u32,
+    /// The state document hooks get (the init fills in its pid).
+    pub state: serde_json::Value,
 }
 
 /// Entry point in the child; never returns.
@@ -47,12 +49,19 @@ pub(crate) fn run(mut a: Args) -> ! {
     };
     let _ = a.chan.send(&Msg::Ready);
     drop(a.chan);
-    wait_start_and_exec(&a.listener, &prog)
+    let hooks = a
+        .bundle
+        .spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.start_container().as_ref());
+    let state = hook_state(&a.state, "created");
+    wait_start_and_exec(&a.listener, &prog, hooks, &state)
 }
 
 /// What to exec once started.
-struct Prog {
-    path: CString,
+pub(crate) struct Prog {
+    pub(crate) path: CString,
     argv: Vec<CString>,
     envp: Vec<CString>,
 }
@@ -111,6 +120,31 @@ fn setup(a: &mut Args) -> Result<Prog> {
         }
     }
 
+    // Create-phase hooks, once the mounts are made and before pivot_root:
+    // prestart and createRuntime by berth (runtime namespace), then
+    // createContainer here (container namespaces).
+    let hooks = spec.hooks().as_ref();
+    let has = |v: Option<&Vec<oci_spec::runtime::Hook>>| v.is_some_and(|v| !v.is_empty());
+    let parent_hooks =
+        hooks.is_some_and(|h| has(h.prestart().as_ref()) || has(h.create_runtime().as_ref()));
+    let chan = &mut a.chan;
+    let state = &a.state;
+    let mut before_pivot = || -> Result<()> {
+        if parent_hooks {
+            chan.send(&Msg::Hooks)
+                .map_err(|e| Error::Init(format!("hooks: {e}")))?;
+            match chan.recv() {
+                Ok(Some(Msg::Go)) => {}
+                // SAFETY: berth reports the hook failure; just end.
+                _ => unsafe { libc::_exit(1) },
+            }
+        }
+        crate::hooks::run_all(
+            "createContainer",
+            hooks.and_then(|h| h.create_container().as_ref()),
+            &hook_state(state, "creating"),
+        )
+    };
     if a.ns.new_mount {
         let ctx = mounts::RootfsCtx {
             spec,
@@ -124,7 +158,9 @@ fn setup(a: &mut Args) -> Result<Prog> {
                     .any(|(f, _)| *f == nix::sched::CloneFlags::CLONE_NEWUSER),
             new_cgroupns: a.ns.new_cgroup,
         };
-        mounts::prepare_rootfs(&ctx, a.no_pivot)?;
+        mounts::prepare_rootfs(&ctx, a.no_pivot, &mut before_pivot)?;
+    } else {
+        before_pivot()?;
     }
     if process.terminal().unwrap_or(false) {
         setup_console(a.console.take())?;
@@ -158,6 +194,17 @@ fn setup(a: &mut Args) -> Result<Prog> {
             remount_root_ro()?;
         }
     }
+    finish_process(process, a.preserve_fds)
+}
+
+/// The last steps for the container's program, shared by `create` and
+/// `exec`: rlimits, the program looked up (a missing one fails the
+/// command), user and capabilities, umask, cwd, no_new_privs, and every fd
+/// above stdio and the preserved ones made close-on-exec.
+pub(crate) fn finish_process(
+    process: &oci_spec::runtime::Process,
+    preserve_fds: u32,
+) -> Result<Prog> {
     for rl in process.rlimits().iter().flatten() {
         let res = rlimit_resource(rl.typ());
         // SAFETY: setrlimit reads the struct we pass by reference.
@@ -200,7 +247,7 @@ fn setup(a: &mut Args) -> Result<Prog> {
         let r = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
         nix::errno::Errno::result(r).ctx(|| "no_new_privs".into())?;
     }
-    cloexec_from(3 + a.preserve_fds);
+    cloexec_from(3 + preserve_fds);
     Ok(prog)
 }
 
@@ -228,7 +275,7 @@ fn remount_root_ro() -> Result<()> {
 /// A pty for `process.terminal`: the master goes to the console socket
 /// (SCM_RIGHTS, as runc sends it), the slave becomes stdio and the
 /// controlling terminal, and is bound over /dev/console.
-fn setup_console(console: Option<UnixStream>) -> Result<()> {
+pub(crate) fn setup_console(console: Option<UnixStream>) -> Result<()> {
     use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
     let sock =
         console.ok_or_else(|| Error::Other("process.terminal needs --console-socket".into()))?;
@@ -411,8 +458,22 @@ fn set_user_and_caps(process: &oci_spec::runtime::Process) -> Result<()> {
     Ok(())
 }
 
-/// Blocks until `start` connects and says go, then execs the program.
-fn wait_start_and_exec(listener: &UnixListener, prog: &Prog) -> ! {
+/// The state document as the init sees it: its own pid, `status`.
+fn hook_state(base: &serde_json::Value, status: &str) -> String {
+    let mut s = base.clone();
+    s["pid"] = std::process::id().into();
+    s["status"] = status.into();
+    s.to_string()
+}
+
+/// Blocks until `start` connects and says go, runs the startContainer
+/// hooks, then execs the program.
+fn wait_start_and_exec(
+    listener: &UnixListener,
+    prog: &Prog,
+    hooks: Option<&Vec<oci_spec::runtime::Hook>>,
+    state: &str,
+) -> ! {
     loop {
         let Ok((mut conn, _)) = listener.accept() else {
             continue;
@@ -421,14 +482,24 @@ fn wait_start_and_exec(listener: &UnixListener, prog: &Prog) -> ! {
         if !matches!(conn.read(&mut b), Ok(1) if b[0] == b'S') {
             continue;
         }
+        if let Err(e) = crate::hooks::run_all("startContainer", hooks, state) {
+            let _ = write!(conn, "{e}");
+            // SAFETY: see run().
+            unsafe { libc::_exit(1) }
+        }
         // The connection is close-on-exec: `start` reads EOF on success.
-        let argv: Vec<&std::ffi::CStr> = prog.argv.iter().map(|c| c.as_c_str()).collect();
-        let envp: Vec<&std::ffi::CStr> = prog.envp.iter().map(|c| c.as_c_str()).collect();
-        let err = nix::unistd::execve(&prog.path, &argv, &envp).unwrap_err();
+        let err = exec(prog);
         let _ = write!(conn, "exec {:?}: {err}", prog.path);
         // SAFETY: see run().
         unsafe { libc::_exit(127) }
     }
+}
+
+/// execve(2)s the program; returns only on failure.
+pub(crate) fn exec(prog: &Prog) -> nix::errno::Errno {
+    let argv: Vec<&std::ffi::CStr> = prog.argv.iter().map(|c| c.as_c_str()).collect();
+    let envp: Vec<&std::ffi::CStr> = prog.envp.iter().map(|c| c.as_c_str()).collect();
+    nix::unistd::execve(&prog.path, &argv, &envp).unwrap_err()
 }
 
 /// Marks every fd above the stdio and the preserved ones close-on-exec.

@@ -12,9 +12,12 @@ pub mod cgroups;
 pub mod channel;
 pub mod container;
 pub mod error;
+pub mod exec;
+pub mod hooks;
 mod init;
 pub mod mounts;
 pub mod namespaces;
+pub mod ops;
 pub mod resolve;
 pub mod signal;
 pub mod spec;
@@ -23,3 +26,8 @@ mod tty;
 pub mod util;
 
 pub use error::{Error, Result};
+
+/// The runtime-spec types berth uses (re-exported for the CLI).
+pub mod oci {
+    pub use oci_spec::runtime::LinuxResources;
+}

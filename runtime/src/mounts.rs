@@ -109,7 +109,12 @@ pub struct RootfsCtx<'a> {
 
 /// Builds the container's rootfs in the (new) mount namespace and pivots
 /// into it. On return, `/` is the container's root.
-pub fn prepare_rootfs(ctx: &RootfsCtx, no_pivot: bool) -> Result<()> {
+/// `before_pivot` runs once the mounts are made (the create-phase hooks).
+pub fn prepare_rootfs(
+    ctx: &RootfsCtx,
+    no_pivot: bool,
+    before_pivot: &mut dyn FnMut() -> Result<()>,
+) -> Result<()> {
     let linux = ctx.spec.linux().as_ref();
     let prop = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
         Some(p) => propagation(p).ok_or_else(|| Error::invalid("linux.rootfsPropagation", p))?,
@@ -152,6 +157,7 @@ pub fn prepare_rootfs(ctx: &RootfsCtx, no_pivot: bool) -> Result<()> {
             None::<&str>,
         );
     }
+    before_pivot()?;
     if no_pivot {
         nix::unistd::chdir(ctx.rootfs).ctx(|| "chdir rootfs".into())?;
         mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)

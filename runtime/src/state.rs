@@ -37,10 +37,18 @@ pub struct Record {
     /// (and so removes on delete): `[[leaf, parent-it-created, ...], ...]`.
     #[serde(default)]
     pub cgroups: Vec<Vec<PathBuf>>,
+    /// The container's cgroup directory in each hierarchy (exec, update,
+    /// pause and stats use them, whether berth created them or not).
+    #[serde(default)]
+    pub leaves: Vec<PathBuf>,
     /// Whether the container has its own pid namespace (if not, delete
     /// kills every process of its cgroup, as runc does).
     #[serde(default)]
     pub own_pidns: bool,
+    /// The hooks still to run after create (poststart, poststop), as they
+    /// were at create: later edits of config.json do not count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<oci_spec::runtime::Hooks>,
 }
 
 /// Runtime-spec status values (runtime.md "State").
@@ -209,7 +217,7 @@ impl Store {
         if !alive(rec.pid, rec.pid_start) {
             return Status::Stopped;
         }
-        if crate::cgroups::frozen(&rec.cgroups) {
+        if crate::cgroups::frozen(&rec.leaves) {
             return Status::Paused;
         }
         if self.dir(&rec.id).join(START_SOCK).exists() {
@@ -221,7 +229,13 @@ impl Store {
 
     /// The runtime-spec state document with runc's keys and order.
     pub fn state_json(&self, rec: &Record) -> serde_json::Value {
-        let status = self.status(rec);
+        state_doc(rec, self.status(rec))
+    }
+}
+
+/// The state document for `rec` with a given status (hooks get it too).
+pub fn state_doc(rec: &Record, status: Status) -> serde_json::Value {
+    {
         let pid = if status == Status::Stopped {
             0
         } else {

@@ -112,6 +112,38 @@ fn find_dirs(d: &Path, token: &str, depth: usize, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// Mount points of every cgroup hierarchy (v1 and v2).
+fn cgroup_mounts() -> Vec<PathBuf> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(" - cgroup ") || l.contains(" - cgroup2 "))
+        .map(|l| PathBuf::from(l.split(' ').nth(4).unwrap()))
+        .collect()
+}
+
+/// Makes the test's own parent cgroup `/berth-test/<token>` in every
+/// hierarchy (cpuset copied down so children can hold tasks).
+fn make_parent_cgroups(token: &str) -> Vec<PathBuf> {
+    let mut made = Vec::new();
+    for m in cgroup_mounts() {
+        let mut d = m.clone();
+        for c in ["berth-test", token] {
+            let parent = d.clone();
+            d.push(c);
+            if std::fs::create_dir(&d).is_ok() {
+                made.push(d.clone());
+                for f in ["cpuset.cpus", "cpuset.mems"] {
+                    if let Ok(v) = std::fs::read_to_string(parent.join(f)) {
+                        let _ = std::fs::write(d.join(f), v.trim());
+                    }
+                }
+            }
+        }
+    }
+    made
+}
+
 /// Processes whose root directory is inside `dir` (container processes).
 fn procs_rooted_in(dir: &Path) -> Vec<i32> {
     let mut v = Vec::new();
@@ -147,6 +179,9 @@ pub struct T {
     pub token: String,
     pub log: PathBuf,
     before: Snapshot,
+    /// Parent cgroups this test made (removed last, deepest first).
+    parents: Vec<PathBuf>,
+    next: std::sync::atomic::AtomicUsize,
 }
 
 impl T {
@@ -166,6 +201,7 @@ impl T {
             .status()
             .unwrap();
         assert!(st.success());
+        let parents = make_parent_cgroups(&token);
         let before = snapshot(&token);
         let t = T {
             root: dir.join("state"),
@@ -174,6 +210,8 @@ impl T {
             token,
             dir,
             before,
+            parents,
+            next: Default::default(),
         };
         t.write_config(&t.config(&["true"]));
         t
@@ -200,7 +238,9 @@ impl T {
         c["process"]["terminal"] = json!(false);
         c["process"]["args"] = json!(args);
         c["hostname"] = json!("berth-test");
-        c["linux"]["cgroupsPath"] = json!(format!("/berth-test/{}", self.token));
+        // Each config its own leaf under the test's parent cgroup.
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        c["linux"]["cgroupsPath"] = json!(format!("/berth-test/{}/c{n}", self.token));
         c
     }
 
@@ -413,6 +453,9 @@ impl Drop for T {
             }
         } else {
             self.check_leaks();
+        }
+        for d in self.parents.iter().rev() {
+            let _ = std::fs::remove_dir(d);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }

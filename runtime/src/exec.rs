@@ -1,0 +1,359 @@
+//! `exec`: a new process in a running container. It joins every namespace
+//! of the container (the user namespace first, all in one setns(2) on a
+//! pidfd of the container init; the pid namespace by berth before the
+//! clone, as setns only moves children into a pid namespace) and its cgroup
+//! (`CLONE_INTO_CGROUP` on cgroup v2), then takes the process's
+//! capabilities, rlimits, user, no_new_privs and cwd and execs.
+//!
+//! The exec'd process is made non-dumpable until its execve, so a container
+//! process cannot open `/proc/PID/exe` of the berth copy that is joining
+//! the container (CVE-2019-5736).
+
+use crate::cgroups::{Cgroup, Layout};
+use crate::channel::{self, Msg};
+use crate::container::{clone3, kill_and_reap, wait_forwarding, write_pid_file, Runtime};
+use crate::error::{Error, Result, SysCtx};
+use crate::init;
+use crate::state::Status;
+use nix::sched::CloneFlags;
+use oci_spec::runtime::{Capability, LinuxNamespaceType, Process};
+use std::collections::HashSet;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// `exec` options (runc's flags).
+#[derive(Default, Clone)]
+pub struct ExecOpts {
+    pub id: String,
+    /// `-p FILE`: a runtime-spec process JSON (`-` for stdin).
+    pub process: Option<PathBuf>,
+    pub args: Vec<String>,
+    pub detach: bool,
+    pub tty: bool,
+    pub console_socket: Option<PathBuf>,
+    pub cwd: Option<PathBuf>,
+    pub env: Vec<String>,
+    /// `UID[:GID]`.
+    pub user: Option<String>,
+    pub additional_gids: Vec<u32>,
+    pub caps: Vec<String>,
+    pub no_new_privs: bool,
+    pub pid_file: Option<PathBuf>,
+    pub preserve_fds: u32,
+    pub apparmor: Option<String>,
+    pub process_label: Option<String>,
+}
+
+fn ns_file(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+/// The process to exec: `-p FILE`, or the container's process with the
+/// command line flags applied (as runc builds it).
+fn build_process(o: &ExecOpts, base: &Process) -> Result<Process> {
+    if let Some(p) = &o.process {
+        let data = if p.as_os_str() == "-" {
+            let mut v = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)
+                .map_err(|e| Error::io("cannot read", "stdin", e))?;
+            v
+        } else {
+            std::fs::read(p).map_err(|e| Error::io("cannot read", p, e))?
+        };
+        let mut pr: Process = serde_json::from_slice(&data).map_err(|e| Error::Config {
+            path: p.clone(),
+            msg: format!("invalid process: {e}"),
+        })?;
+        if o.tty {
+            pr.set_terminal(Some(true));
+        }
+        return check(pr);
+    }
+    let mut pr = base.clone();
+    if o.args.is_empty() {
+        return Err(Error::Other(
+            "exec: no command given (and no --process)".into(),
+        ));
+    }
+    pr.set_args(Some(o.args.clone()));
+    pr.set_terminal(Some(o.tty));
+    let mut env = pr.env().clone().unwrap_or_default();
+    env.extend(o.env.iter().cloned());
+    pr.set_env(Some(env));
+    if let Some(c) = &o.cwd {
+        pr.set_cwd(c.clone());
+    }
+    if let Some(u) = &o.user {
+        let (uid, gid) = match u.split_once(':') {
+            Some((a, b)) => (a, Some(b)),
+            None => (u.as_str(), None),
+        };
+        let n = |s: &str| {
+            s.parse::<u32>()
+                .map_err(|_| Error::invalid("--user", format!("{u:?}: use UID[:GID]")))
+        };
+        pr.user_mut().set_uid(n(uid)?);
+        pr.user_mut().set_gid(gid.map(n).transpose()?.unwrap_or(0));
+    }
+    if !o.additional_gids.is_empty() {
+        pr.user_mut()
+            .set_additional_gids(Some(o.additional_gids.clone()));
+    }
+    if !o.caps.is_empty() {
+        let mut caps = pr.capabilities().clone().unwrap_or_default();
+        for c in &o.caps {
+            let name = c.to_ascii_uppercase();
+            let name = name.strip_prefix("CAP_").unwrap_or(&name).to_string();
+            let cap = Capability::from_str(&name)
+                .map_err(|_| Error::invalid("--cap", format!("unknown capability {c}")))?;
+            for set in [
+                caps.bounding().clone(),
+                caps.effective().clone(),
+                caps.permitted().clone(),
+            ]
+            .iter()
+            .enumerate()
+            {
+                let mut v: HashSet<Capability> = set.1.clone().unwrap_or_default();
+                v.insert(cap);
+                match set.0 {
+                    0 => caps.set_bounding(Some(v)),
+                    1 => caps.set_effective(Some(v)),
+                    _ => caps.set_permitted(Some(v)),
+                };
+            }
+        }
+        pr.set_capabilities(Some(caps));
+    }
+    if o.no_new_privs {
+        pr.set_no_new_privileges(Some(true));
+    }
+    if let Some(a) = &o.apparmor {
+        pr.set_apparmor_profile(Some(a.clone()));
+    }
+    if let Some(l) = &o.process_label {
+        pr.set_selinux_label(Some(l.clone()));
+    }
+    check(pr)
+}
+
+fn check(pr: Process) -> Result<Process> {
+    if pr.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(Error::invalid(
+            "process.args",
+            "must name the program to run",
+        ));
+    }
+    if !pr.cwd().is_absolute() {
+        return Err(Error::invalid(
+            "process.cwd",
+            format!("{}: must be absolute", pr.cwd().display()),
+        ));
+    }
+    for (what, v) in [
+        ("apparmorProfile", pr.apparmor_profile()),
+        ("selinuxLabel", pr.selinux_label()),
+    ] {
+        if v.as_deref().is_some_and(|s| !s.is_empty()) {
+            return Err(Error::invalid(
+                format!("process.{what}"),
+                "LSM labels are not supported yet",
+            ));
+        }
+    }
+    Ok(pr)
+}
+
+impl Runtime {
+    /// `exec`. Returns the process's exit status in the foreground, 0 when
+    /// detached.
+    pub fn exec(&self, o: &ExecOpts) -> Result<i32> {
+        let rec = self.store.load(&o.id)?;
+        match self.store.status(&rec) {
+            Status::Running | Status::Created => {}
+            Status::Paused => return Err(Error::Other("cannot exec in a paused container".into())),
+            Status::Stopped | Status::Creating => {
+                return Err(Error::Other("cannot exec in a stopped container".into()))
+            }
+        }
+        let cfg_path = rec.bundle.join("config.json");
+        let data = std::fs::read(&cfg_path).map_err(|e| Error::io("cannot read", &cfg_path, e))?;
+        let spec = crate::spec::parse(&data).map_err(|msg| Error::Config {
+            path: cfg_path.clone(),
+            msg,
+        })?;
+        let base = spec.process().clone().unwrap_or_default();
+        let process = build_process(o, &base)?;
+        let terminal = process.terminal().unwrap_or(false);
+        if terminal && o.console_socket.is_none() && o.detach {
+            return Err(Error::Other(
+                "cannot allocate tty if berth will detach without setting console socket".into(),
+            ));
+        }
+        let mut relay = None;
+        let console = match &o.console_socket {
+            Some(p) => Some(
+                UnixStream::connect(p)
+                    .map_err(|e| Error::io("cannot connect to --console-socket", p, e))?,
+            ),
+            None if terminal => {
+                let (ours, theirs) =
+                    UnixStream::pair().map_err(|e| Error::io("socketpair", "console", e))?;
+                relay = Some(ours);
+                Some(theirs)
+            }
+            None => None,
+        };
+
+        // Namespaces: those the config lists, joined through the init.
+        let pidfd = crate::container::pidfd_of(&rec).ok_or(Error::NotRunning)?;
+        let mut flags = CloneFlags::empty();
+        let mut join_pid = false;
+        for ns in spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_deref())
+            .unwrap_or(&[])
+        {
+            let t = ns.typ();
+            // Only what differs from ours (a shared namespace needs no join).
+            let theirs = std::fs::metadata(format!("/proc/{}/ns/{}", rec.pid, ns_file(t)));
+            let ours = std::fs::metadata(format!("/proc/self/ns/{}", ns_file(t)));
+            use std::os::unix::fs::MetadataExt;
+            if let (Ok(a), Ok(b)) = (theirs, ours) {
+                if a.ino() == b.ino() && a.dev() == b.dev() {
+                    continue;
+                }
+            }
+            if t == LinuxNamespaceType::Pid {
+                join_pid = true;
+            } else {
+                flags |= CloneFlags::from_bits_truncate(t as i32 as libc::c_int);
+            }
+        }
+        let layout = Layout::detect()?;
+        let cgroup = Cgroup::from_leaves(&layout, &rec.leaves);
+        let cg_fd = match cgroup.unified_dir() {
+            Some(d) => Some(
+                nix::fcntl::open(
+                    d,
+                    nix::fcntl::OFlag::O_PATH
+                        | nix::fcntl::OFlag::O_DIRECTORY
+                        | nix::fcntl::OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                )
+                .ctx(|| format!("open cgroup {}", d.display()))?,
+            ),
+            None => None,
+        };
+        if join_pid {
+            nix::sched::setns(&pidfd, CloneFlags::CLONE_NEWPID)
+                .ctx(|| "join the container's pid namespace".into())?;
+        }
+        // Signals to forward are blocked before the clone; the child unblocks.
+        let set = crate::container::forwarded_signals();
+        if !o.detach {
+            let _ = nix::sys::signal::sigprocmask(
+                nix::sys::signal::SigmaskHow::SIG_BLOCK,
+                Some(&set),
+                None,
+            );
+        }
+        let (mut parent, mut child) = channel::pair().ctx(|| "socketpair".into())?;
+        // SAFETY: PR_SET_DUMPABLE with integer arguments; inherited by the child.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+        let pid = clone3(0, cg_fd.as_ref()).ctx(|| "clone3 exec process".into())?;
+        if pid == 0 {
+            drop(parent);
+            let err = exec_child(&mut child, &pidfd, flags, &process, console, o.preserve_fds);
+            let _ = child.send(&Msg::Error(err.to_string()));
+            // SAFETY: ends the forked child without running the parent's handlers.
+            unsafe { libc::_exit(255) }
+        }
+        drop(child);
+        let setup = (|| -> Result<()> {
+            cgroup.add(pid)?;
+            parent
+                .send(&Msg::Go)
+                .map_err(|e| Error::Init(format!("cannot release exec: {e}")))?;
+            // EOF means the execve succeeded (the socket is close-on-exec).
+            match parent.recv() {
+                Ok(None) => Ok(()),
+                Ok(Some(Msg::Error(m))) => Err(Error::Other(m)),
+                Ok(Some(_)) | Err(_) => {
+                    Err(Error::Init("exec process failed during set-up".into()))
+                }
+            }
+        })();
+        if let Err(e) = setup {
+            kill_and_reap(pid, true);
+            return Err(e);
+        }
+        let master = match &relay {
+            Some(s) => Some(crate::container::recv_fd(s)?),
+            None => None,
+        };
+        if let Some(f) = &o.pid_file {
+            write_pid_file(f, pid)?;
+        }
+        if o.detach {
+            return Ok(0);
+        }
+        Ok(match master {
+            Some(m) => crate::tty::relay(pid, &m, &set),
+            None => wait_forwarding(pid, &set),
+        })
+    }
+}
+
+/// In the cloned child: wait for Go, join, set up, exec. Returns the error
+/// if anything fails.
+fn exec_child(
+    chan: &mut channel::Channel,
+    pidfd: &OwnedFd,
+    flags: CloneFlags,
+    process: &Process,
+    console: Option<UnixStream>,
+    preserve_fds: u32,
+) -> Error {
+    let run = || -> Result<std::convert::Infallible> {
+        let _ = nix::sys::signal::sigprocmask(
+            nix::sys::signal::SigmaskHow::SIG_SETMASK,
+            Some(&nix::sys::signal::SigSet::empty()),
+            None,
+        );
+        match chan.recv() {
+            Ok(Some(Msg::Go)) => {}
+            // SAFETY: berth went away; end the child.
+            _ => unsafe { libc::_exit(255) },
+        }
+        if !flags.is_empty() {
+            nix::sched::setns(pidfd, flags).ctx(|| "join the container's namespaces".into())?;
+        }
+        if process.terminal().unwrap_or(false) {
+            nix::unistd::setsid().ctx(|| "setsid".into())?;
+            init::setup_console(console)?;
+        }
+        let prog = init::finish_process(process, preserve_fds)?;
+        Err(Error::Init(format!(
+            "exec {:?}: {}",
+            prog.path,
+            init::exec(&prog)
+        )))
+    };
+    match run() {
+        Err(e) => e,
+        Ok(never) => match never {},
+    }
+}

@@ -1,0 +1,199 @@
+//! runc's other commands: ps, pause, resume, update, events (stats) and
+//! features.
+
+use crate::cgroups::{self, Cgroup, Layout};
+use crate::container::Runtime;
+use crate::error::{Error, Result};
+use crate::state::Status;
+use oci_spec::runtime::LinuxResources;
+use serde_json::{json, Value};
+use std::path::Path;
+
+fn read(d: &Path, f: &str) -> Option<String> {
+    std::fs::read_to_string(d.join(f))
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+fn num(d: &Path, f: &str) -> u64 {
+    read(d, f).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+/// `key value` lines (memory.stat, cpu.stat) as a map.
+fn kv(d: &Path, f: &str) -> serde_json::Map<String, Value> {
+    read(d, f)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(k, v)| (k.to_string(), json!(v.trim().parse::<u64>().unwrap_or(0))))
+        .collect()
+}
+
+impl Runtime {
+    fn cgroup_of(&self, id: &str) -> Result<(crate::state::Record, Cgroup)> {
+        let rec = self.store.load(id)?;
+        let layout = Layout::detect()?;
+        let cg = Cgroup::from_leaves(&layout, &rec.leaves);
+        Ok((rec, cg))
+    }
+
+    /// `ps`: the container's pids.
+    pub fn pids(&self, id: &str) -> Result<Vec<i32>> {
+        let rec = self.store.load(id)?;
+        Ok(cgroups::procs(&rec.leaves))
+    }
+
+    /// `pause`: freezes the container's cgroup (v1 freezer, v2 cgroup.freeze).
+    pub fn pause(&self, id: &str) -> Result<()> {
+        self.freeze(id, true)
+    }
+
+    /// `resume`: thaws a paused container.
+    pub fn resume(&self, id: &str) -> Result<()> {
+        self.freeze(id, false)
+    }
+
+    fn freeze(&self, id: &str, on: bool) -> Result<()> {
+        let (rec, cg) = self.cgroup_of(id)?;
+        match (self.store.status(&rec), on) {
+            (Status::Running | Status::Created, true) => {}
+            (Status::Paused, false) => {}
+            (_, true) => return Err(Error::NotRunning),
+            (_, false) => return Err(Error::Other("container not paused".into())),
+        }
+        let write = |d: &Path, f: &str, v: &str| {
+            std::fs::write(d.join(f), v).map_err(|e| Error::io("cannot write", d.join(f), e))
+        };
+        for (h, d) in &cg.dirs {
+            if h.v2 && d.join("cgroup.freeze").exists() {
+                write(d, "cgroup.freeze", if on { "1" } else { "0" })?;
+                let want = if on { "frozen 1" } else { "frozen 0" };
+                for _ in 0..1000 {
+                    if read(d, "cgroup.events").is_some_and(|e| e.lines().any(|l| l == want)) {
+                        return Ok(());
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                return Err(Error::Other(format!(
+                    "{}: cgroup did not reach {want}",
+                    d.display()
+                )));
+            }
+            if h.controllers.iter().any(|c| c == "freezer") {
+                let want = if on { "FROZEN" } else { "THAWED" };
+                for _ in 0..1000 {
+                    write(d, "freezer.state", want)?;
+                    if read(d, "freezer.state").as_deref() == Some(want) {
+                        return Ok(());
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                return Err(Error::Other(format!(
+                    "{}: freezer did not reach {want}",
+                    d.display()
+                )));
+            }
+        }
+        Err(Error::Other(
+            "no freezer: neither a v1 freezer nor cgroup.freeze is available".into(),
+        ))
+    }
+
+    /// `update`: applies new resource limits to a container's cgroup.
+    pub fn update(&self, id: &str, res: &LinuxResources) -> Result<()> {
+        let (rec, cg) = self.cgroup_of(id)?;
+        if self.store.status(&rec) == Status::Stopped {
+            return Err(Error::NotRunning);
+        }
+        cg.apply(res)
+    }
+
+    /// One `events --stats` record, in runc's shape.
+    pub fn stats(&self, id: &str) -> Result<Value> {
+        let (rec, cg) = self.cgroup_of(id)?;
+        if self.store.status(&rec) == Status::Stopped {
+            return Err(Error::NotRunning);
+        }
+        let mut cpu = json!({"usage": {"total": 0, "kernel": 0, "user": 0}, "throttling": {}});
+        let mut memory = json!({"usage": {}, "raw": {}});
+        let mut pids = json!({});
+        for (h, d) in &cg.dirs {
+            let has = |c: &str| h.controllers.iter().any(|x| x == c);
+            if h.v2 && cg.unified_dir().is_some() {
+                let st = kv(d, "cpu.stat");
+                let us = |k: &str| st.get(k).and_then(Value::as_u64).unwrap_or(0) * 1000;
+                cpu["usage"] = json!({"total": us("usage_usec"), "kernel": us("system_usec"), "user": us("user_usec")});
+                cpu["throttling"] = json!({"periods": us("nr_periods") / 1000, "throttled_periods": us("nr_throttled") / 1000, "throttled_time": us("throttled_usec")});
+                let limit = read(d, "memory.max")
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .unwrap_or(u64::MAX);
+                memory["usage"] = json!({"usage": num(d, "memory.current"), "max": num(d, "memory.peak"), "limit": limit, "failcnt": 0});
+                memory["raw"] = Value::Object(kv(d, "memory.stat"));
+                let plimit = read(d, "pids.max")
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .unwrap_or(0);
+                pids = json!({"current": num(d, "pids.current"), "limit": plimit});
+            } else {
+                if has("cpuacct") {
+                    let st = kv(d, "cpuacct.stat");
+                    // USER_HZ ticks to nanoseconds.
+                    let ns = |k: &str| st.get(k).and_then(Value::as_u64).unwrap_or(0) * 10_000_000;
+                    let percpu: Vec<u64> = read(d, "cpuacct.usage_percpu")
+                        .unwrap_or_default()
+                        .split_whitespace()
+                        .filter_map(|x| x.parse().ok())
+                        .collect();
+                    cpu["usage"] = json!({"total": num(d, "cpuacct.usage"), "percpu": percpu, "kernel": ns("system"), "user": ns("user")});
+                }
+                if has("cpu") {
+                    let st = kv(d, "cpu.stat");
+                    cpu["throttling"] = json!({"periods": st.get("nr_periods"), "throttled_periods": st.get("nr_throttled"), "throttled_time": st.get("throttled_time")});
+                }
+                if has("memory") {
+                    memory["usage"] = json!({"usage": num(d, "memory.usage_in_bytes"), "max": num(d, "memory.max_usage_in_bytes"), "limit": num(d, "memory.limit_in_bytes"), "failcnt": num(d, "memory.failcnt")});
+                    memory["raw"] = Value::Object(kv(d, "memory.stat"));
+                }
+                if has("pids") {
+                    let plimit = read(d, "pids.max")
+                        .and_then(|s| s.parse::<u64>().ok())
+                        .unwrap_or(0);
+                    pids = json!({"current": num(d, "pids.current"), "limit": plimit});
+                }
+            }
+        }
+        Ok(
+            json!({"type": "stats", "id": id, "data": {"cpu": cpu, "memory": memory, "pids": pids, "blkio": {}, "hugetlb": {}}}),
+        )
+    }
+}
+
+/// `features` (features.md): what this berth supports, truthfully.
+pub fn features() -> Value {
+    let caps: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
+    json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": "1.2.0",
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
+        "mountOptions": [
+            "async", "atime", "bind", "dev", "diratime", "dirsync", "exec", "lazytime", "loud",
+            "mand", "noatime", "nodev", "nodiratime", "noexec", "nolazytime", "nomand",
+            "norelatime", "nostrictatime", "nosuid", "private", "rbind", "relatime", "remount",
+            "ro", "rprivate", "rshared", "rslave", "runbindable", "rw", "shared", "silent",
+            "slave", "strictatime", "suid", "sync", "tmpcopyup", "unbindable"
+        ],
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
+            "capabilities": caps,
+            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false},
+            "seccomp": {"enabled": false},
+            "apparmor": {"enabled": false},
+            "selinux": {"enabled": false},
+            "intelRdt": {"enabled": false},
+            "mountExtensions": {"idmap": {"enabled": false}},
+            "netDevices": {"enabled": false}
+        },
+        "annotations": {
+            "io.github.berth.version": env!("CARGO_PKG_VERSION")
+        }
+    })
+}
