@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 VM := ../shared/vm/run-in-vm.sh
-APT_PKGS := busybox-static qemu-system-x86 iproute2 python3 zstd umoci
+APT_PKGS := busybox-static qemu-system-x86 iproute2 python3 zstd umoci runc containerd podman
 FIXTURES := target/fixtures
 DEMO := target/demo
 
@@ -13,8 +13,9 @@ all: release
 
 # Debian packages: busybox-static (fixture rootfs), qemu-system-x86 (the
 # cgroup v2 VM), python3 and zstd (image fixtures), umoci (the reference
-# unpacker the image tests compare with). apt-get update runs only when
-# something is missing.
+# unpacker the image tests compare with), runc, containerd and podman (the
+# real clients berth must satisfy, each also run against runc). apt-get
+# update runs only when something is missing.
 deps:
 	@missing=""; for p in $(APT_PKGS); do \
 	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \

@@ -1,0 +1,84 @@
+#!/bin/bash
+# Real-client checks through podman (conmon): private --root and --runroot,
+# cgroupfs manager, no network stack (--network none). Prints one line per
+# check; exits non-zero if any failed.
+# Usage: podman.sh RUNTIME_BINARY BUSYBOX_DOCKER_ARCHIVE
+set -u
+rt=$(readlink -f "$1"); archive=$(readlink -f "$2")
+name=$(basename "$rt")
+tmp=$(mktemp -d /tmp/berth-test-podman-XXXXXX)
+fail=0
+wrap=$tmp/runtime
+cat > "$wrap" <<W
+#!/bin/sh
+echo "\$*" >> $tmp/argv.log
+exec $rt "\$@"
+W
+chmod +x "$wrap"
+pm() {
+    command podman --root "$tmp/root" --runroot "$tmp/run" --runtime "$wrap" \
+        --cgroup-manager cgroupfs --events-backend file --storage-driver overlay \
+        --tmpdir "$tmp/libpod" "$@"
+}
+# What the clients and runtimes create outside $tmp and leave behind
+# (runc keeps its parent cgroups, podman its libpod_parent): removed after,
+# but only what did not exist before the test.
+new_paths=()
+for p in "/run/containers" "/var/lib/containers" "/run/libpod" "/run/berth" "/run/runc" $(awk '$9=="cgroup"||$9=="cgroup2"{print $5"/libpod_parent"}' /proc/self/mountinfo); do
+    [ -e "$p" ] || new_paths+=("$p")
+done
+cleanup() {
+    pm rm -af -t 0 >/dev/null 2>&1
+    pm system reset -f >/dev/null 2>&1 || true
+    grep " $tmp" /proc/self/mountinfo | awk '{print $5}' | sort -r | while read -r m; do umount -l "$m"; done
+    rm -rf "$tmp"
+    for p in "${new_paths[@]}"; do
+        case $p in
+            /sys/fs/cgroup/*)
+                for _ in $(seq 50); do
+                    [ -d "$p" ] || break
+                    find "$p" -depth -type d -exec rmdir {} \; 2>/dev/null
+                    sleep 0.1
+                done ;;
+            *) rm -rf "$p" ;;
+        esac
+    done
+}
+trap cleanup EXIT
+check() {
+    if [ "$2" = "$3" ]; then echo "ok   $name podman: $1"; else echo "FAIL $name podman: $1: expected [$2], got [$3]"; fail=1; fi
+}
+img=$(pm load -q -i "$archive" 2>&1 | sed -n 's/^Loaded image[s]*: *//p' | head -n 1)
+[ -n "$img" ] || { echo "FAIL $name podman: load"; exit 1; }
+# --ulimit nofile=1024:1024 --ulimit nproc=1024:1024: podman would raise the hard RLIMIT_NOFILE, which needs
+# CAP_SYS_RESOURCE, absent from this machine's bounding set (runc and
+# berth both fail that way).
+run() { pm run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 "$@"; }
+check "echo" "hello" "$(run "$img" echo hello 2>&1)"
+run "$img" sh -c 'exit 7' >/dev/null 2>&1; check "exit code" "7" "$?"
+mem=$(run --memory 64m "$img" sh -c 'cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes' 2>&1)
+check "--memory" "67108864" "$mem"
+cpu=$(run --cpus 0.5 "$img" sh -c 'cat /sys/fs/cgroup/cpu.max 2>/dev/null || cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us' 2>&1)
+check "--cpus" "50000" "${cpu%% *}"
+check "-e" "bar" "$(run -e FOO=bar "$img" sh -c 'echo $FOO' 2>&1)"
+check "-w" "/tmp" "$(run -w /tmp "$img" pwd 2>&1)"
+check "--user" "1000:1000" "$(run --user 1000:1000 "$img" sh -c 'echo $(id -u):$(id -g)' 2>&1)"
+check "--hostname" "h1" "$(run --hostname h1 "$img" hostname 2>&1)"
+check "--network none" "lo" "$(run "$img" ls /sys/class/net 2>&1)"
+pm run -d --name c-long --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 "$img" sleep 60 >/dev/null 2>&1
+check "exec into a detached container" "in-exec" "$(pm exec c-long sh -c 'echo in-exec' 2>&1)"
+pm exec c-long sh -c 'exit 3' >/dev/null 2>&1; check "exec exit code" "3" "$?"
+pm stop -t 1 c-long >/dev/null 2>&1; check "stop" "exited" "$(pm inspect -f '{{.State.Status}}' c-long 2>&1)"
+pm rm c-long >/dev/null 2>&1; check "rm" "0" "$?"
+pm run -d --name c-kill --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 "$img" sleep 60 >/dev/null 2>&1
+pm kill c-kill >/dev/null 2>&1; pm wait c-kill >/dev/null 2>&1
+check "kill" "exited" "$(pm inspect -f '{{.State.Status}}' c-kill 2>&1)"
+pm rm c-kill >/dev/null 2>&1
+# -it through a pty: type into the container, read its terminal.
+here=$(dirname "$(readlink -f "$0")")
+out=$(python3 "$here/pty-run.py" 2 'echo typed-$((6*7))\rexit\r' podman --root "$tmp/root" --runroot "$tmp/run" \
+    --runtime "$wrap" --cgroup-manager cgroupfs --events-backend file --storage-driver overlay --tmpdir "$tmp/libpod" \
+    run -it --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 "$img" sh 2>&1 | grep -c '^typed-42')
+check "run -it through a pty" "1" "$out"
+[ -n "${ARGV_LOG:-}" ] && cp "$tmp/argv.log" "$ARGV_LOG"
+exit $fail
