@@ -1053,3 +1053,36 @@ fn preserve_fds_and_listen_fds() {
         "{o}"
     );
 }
+
+#[test]
+fn create_with_a_pipe_on_stdout_returns() {
+    let t = T::new("pipe");
+    t.write_config(&t.config(&["sh", "-c", "echo from-container; sleep 30"]));
+    let id = t.id("c");
+    // The container keeps the pipe; berth create itself must return.
+    let mut child = t
+        .cmd(&["create", &id])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdout.take().unwrap();
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "create hung on a piped stdout"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    assert!(status.success());
+    assert!(t.berth(&["start", &id]).status.success());
+    let mut buf = [0u8; 15];
+    std::io::Read::read_exact(&mut pipe, &mut buf).unwrap();
+    assert_eq!(&buf, b"from-container\n");
+    assert!(t.berth(&["delete", "-f", &id]).status.success());
+}

@@ -6,18 +6,16 @@
 set -u
 rt=$(readlink -f "$1"); archive=$(readlink -f "$2")
 name=$(basename "$rt")
+client=containerd
 tmp=$(mktemp -d /tmp/berth-test-ctrd-XXXXXX)
+here=$(dirname "$(readlink -f "$0")")
+. "$here/lib.sh"
 ns=berth-test-$name
 sock=$tmp/containerd.sock
-fail=0
-# Log every runtime invocation (argv) for docs/compatibility.md.
-wrap=$tmp/runtime
-cat > "$wrap" <<W
-#!/bin/sh
-echo "\$*" >> $tmp/argv.log
-exec $rt "\$@"
-W
-chmod +x "$wrap"
+# runc keeps its parent cgroups: removed after, with everything else the
+# test made (containerd's own mounts, the shims' state), but only if it was
+# not there before.
+record_new /run/containerd "/run/containerd/runc/$ns" /run/berth /run/runc "cgroup:berth-test-$name"
 cat > "$tmp/config.toml" <<C
 version = 2
 root = "$tmp/root"
@@ -31,39 +29,16 @@ C
 containerd --config "$tmp/config.toml" >"$tmp/containerd.log" 2>&1 &
 daemon=$!
 ctr() { command ctr --address "$sock" --namespace "$ns" "$@"; }
-# What the clients and runtimes create outside $tmp and leave behind
-# (runc keeps its parent cgroups, podman its libpod_parent): removed after,
-# but only what did not exist before the test.
-new_paths=()
-for p in "/run/containerd" "/run/berth" "/run/runc" $(awk -v d="berth-test-$name" '$9=="cgroup"||$9=="cgroup2"{print $5"/"d}' /proc/self/mountinfo); do
-    [ -e "$p" ] || new_paths+=("$p")
-done
 cleanup() {
     for c in $(ctr task ls -q 2>/dev/null); do ctr task kill -s KILL "$c" >/dev/null 2>&1; sleep 0.2; ctr task delete -f "$c" >/dev/null 2>&1; done
     for c in $(ctr container ls -q 2>/dev/null); do ctr container delete "$c" >/dev/null 2>&1; done
     kill "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null
     # Shims of deleted tasks exit on their own, shortly.
     for _ in $(seq 50); do pgrep -f "address $sock" >/dev/null || break; sleep 0.1; done
-    # containerd's own mounts (snapshots) and the shims' state
-    grep " $tmp" /proc/self/mountinfo | awk '{print $5}' | sort -r | while read -r m; do umount -l "$m"; done
-    rm -rf "/run/containerd/runc/$ns" "$tmp"
-    for p in "${new_paths[@]}"; do
-        case $p in
-            /sys/fs/cgroup/*)
-                for _ in $(seq 50); do
-                    [ -d "$p" ] || break
-                    find "$p" -depth -type d -exec rmdir {} \; 2>/dev/null
-                    sleep 0.1
-                done ;;
-            *) rm -rf "$p" ;;
-        esac
-    done
+    remove_new
 }
 trap cleanup EXIT
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
-check() { # NAME EXPECTED ACTUAL
-    if [ "$2" = "$3" ]; then echo "ok   $name containerd: $1"; else echo "FAIL $name containerd: $1: expected [$2], got [$3]"; fail=1; fi
-}
 ctr images import "$archive" >/dev/null || { echo "FAIL $name containerd: import"; exit 1; }
 img=$(ctr images ls -q | head -n 1)
 run() { ctr run --runc-binary "$wrap" --rm "$@"; }
@@ -93,7 +68,6 @@ for _ in $(seq 50); do [ "$(ctr task ls 2>/dev/null | awk '$1=="c-long"{print $3
 check "task kill" "STOPPED" "$(ctr task ls 2>/dev/null | awk '$1=="c-long"{print $3}')"
 ctr task delete c-long >/dev/null 2>&1; check "task delete" "0" "$?"
 ctr container delete c-long >/dev/null 2>&1
-here=$(dirname "$(readlink -f "$0")")
 tty=$(python3 "$here/pty-run.py" 0 '' ctr --address "$sock" --namespace "$ns" run --runc-binary "$wrap" --rm -t "$img" c-tty sh -c 'tty; exit 0' 2>&1 | grep -c '/dev/pts/')
 check "tty run (-t)" "1" "$tty"
 [ -n "${ARGV_LOG:-}" ] && cp "$tmp/argv.log" "$ARGV_LOG"

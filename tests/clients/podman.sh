@@ -6,48 +6,24 @@
 set -u
 rt=$(readlink -f "$1"); archive=$(readlink -f "$2")
 name=$(basename "$rt")
+client=podman
 tmp=$(mktemp -d /tmp/berth-test-podman-XXXXXX)
-fail=0
-wrap=$tmp/runtime
-cat > "$wrap" <<W
-#!/bin/sh
-echo "\$*" >> $tmp/argv.log
-exec $rt "\$@"
-W
-chmod +x "$wrap"
+here=$(dirname "$(readlink -f "$0")")
+. "$here/lib.sh"
 pm() {
     command podman --root "$tmp/root" --runroot "$tmp/run" --runtime "$wrap" \
         --cgroup-manager cgroupfs --events-backend file --storage-driver overlay \
         --tmpdir "$tmp/libpod" "$@"
 }
-# What the clients and runtimes create outside $tmp and leave behind
-# (runc keeps its parent cgroups, podman its libpod_parent): removed after,
-# but only what did not exist before the test.
-new_paths=()
-for p in "/run/containers" "/var/lib/containers" "/run/libpod" "/run/berth" "/run/runc" $(awk '$9=="cgroup"||$9=="cgroup2"{print $5"/libpod_parent"}' /proc/self/mountinfo); do
-    [ -e "$p" ] || new_paths+=("$p")
-done
+# runc keeps its parent cgroups, podman its libpod_parent: removed after,
+# with everything else the test made, but only if it was not there before.
+record_new /run/containers /var/lib/containers /run/libpod /run/berth /run/runc cgroup:libpod_parent
 cleanup() {
     pm rm -af -t 0 >/dev/null 2>&1
     pm system reset -f >/dev/null 2>&1 || true
-    grep " $tmp" /proc/self/mountinfo | awk '{print $5}' | sort -r | while read -r m; do umount -l "$m"; done
-    rm -rf "$tmp"
-    for p in "${new_paths[@]}"; do
-        case $p in
-            /sys/fs/cgroup/*)
-                for _ in $(seq 50); do
-                    [ -d "$p" ] || break
-                    find "$p" -depth -type d -exec rmdir {} \; 2>/dev/null
-                    sleep 0.1
-                done ;;
-            *) rm -rf "$p" ;;
-        esac
-    done
+    remove_new
 }
 trap cleanup EXIT
-check() {
-    if [ "$2" = "$3" ]; then echo "ok   $name podman: $1"; else echo "FAIL $name podman: $1: expected [$2], got [$3]"; fail=1; fi
-}
 img=$(pm load -q -i "$archive" 2>&1 | sed -n 's/^Loaded image[s]*: *//p' | head -n 1)
 [ -n "$img" ] || { echo "FAIL $name podman: load"; exit 1; }
 # --ulimit nofile=1024:1024 --ulimit nproc=1024:1024: podman would raise the hard RLIMIT_NOFILE, which needs
@@ -75,7 +51,6 @@ pm kill c-kill >/dev/null 2>&1; pm wait c-kill >/dev/null 2>&1
 check "kill" "exited" "$(pm inspect -f '{{.State.Status}}' c-kill 2>&1)"
 pm rm c-kill >/dev/null 2>&1
 # -it through a pty: type into the container, read its terminal.
-here=$(dirname "$(readlink -f "$0")")
 out=$(python3 "$here/pty-run.py" 2 'echo typed-$((6*7))\rexit\r' podman --root "$tmp/root" --runroot "$tmp/run" \
     --runtime "$wrap" --cgroup-manager cgroupfs --events-backend file --storage-driver overlay --tmpdir "$tmp/libpod" \
     run -it --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 "$img" sh 2>&1 | grep -c '^typed-42')
