@@ -7,7 +7,7 @@ APT_PKGS := busybox-static qemu-system-x86 iproute2 python3 zstd umoci runc cont
 FIXTURES := target/fixtures
 DEMO := target/demo
 
-.PHONY: all deps build release fixtures run test test-host test-vm lint clean
+.PHONY: all deps build release fixtures run test test-host test-vm soak lint clean
 
 all: release
 
@@ -66,6 +66,18 @@ test-vm: build fixtures
 	    echo "cgroup v2 VM: $$t tests"; \
 	    VM_TIMEOUT=1200 $(VM) "$(CURDIR)" sh /host/tests/vm/cgroup-v2.sh /host/$${bin#$(CURDIR)/} $$filter || exit 1; \
 	done
+
+# The long reliability run: 1000 lifecycles, 200 SIGKILL fault injections,
+# 100 concurrent lifecycles, then each fuzz target for FUZZ_SECONDS
+# (cargo-fuzz on the stable toolchain through RUSTC_BOOTSTRAP). Not part of
+# `make test`.
+FUZZ_SECONDS ?= 60
+soak: build fixtures
+	BERTH_SOAK=1 $(CARGO) test --test reliability -- --test-threads=1 --include-ignored --nocapture
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	mkdir -p target/fuzz-corpus/config target/fuzz-corpus/unpack
+	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run config ../target/fuzz-corpus/config corpus/config -- -max_total_time=$(FUZZ_SECONDS)
+	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run unpack ../target/fuzz-corpus/unpack corpus/unpack -- -max_total_time=$(FUZZ_SECONDS)
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -355,7 +355,11 @@ impl CreateArgs {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => usage_error(&e),
+    };
     match run(&cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
@@ -373,20 +377,51 @@ fn main() {
     }
 }
 
+/// A command line berth cannot parse: like every error, exit status 1, one
+/// line on stderr and in --log (found in the raw arguments, if given).
+fn usage_error(e: &clap::Error) -> ! {
+    let text = e.to_string();
+    // clap's first paragraph, on one line ("... not provided: <ID>").
+    let msg: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let msg = msg.join(" ").trim_start_matches("error: ").to_string();
+    let args: Vec<String> = std::env::args().collect();
+    let value = |flag: &str| {
+        args.iter().enumerate().find_map(|(i, a)| {
+            a.strip_prefix(&format!("{flag}="))
+                .map(str::to_string)
+                .or_else(|| (a == flag).then(|| args.get(i + 1).cloned()).flatten())
+        })
+    };
+    if let Some(log) = value("--log") {
+        let json = value("--log-format").as_deref() == Some("json");
+        append_log(&PathBuf::from(log), json, &msg);
+    }
+    eprintln!("{msg} (see berth --help)");
+    std::process::exit(1);
+}
+
 /// Appends the error to --log as runc does: one JSON object per line with
 /// `--log-format json`, a logfmt line otherwise.
 fn log_error(cli: &Cli, msg: &str) {
-    let Some(path) = &cli.log else { return };
+    if let Some(path) = &cli.log {
+        append_log(path, cli.log_format == LogFormat::Json, msg);
+    }
+}
+
+fn append_log(path: &std::path::Path, json: bool, msg: &str) {
     let time = berth_runtime::util::rfc3339_secs(berth_runtime::util::now().0);
-    let line = match cli.log_format {
-        LogFormat::Json => {
-            let mut m = serde_json::Map::new();
-            m.insert("level".into(), "error".into());
-            m.insert("msg".into(), msg.into());
-            m.insert("time".into(), time.into());
-            serde_json::Value::from(m).to_string()
-        }
-        LogFormat::Text => format!("time={time:?} level=error msg={msg:?}"),
+    let line = if json {
+        let mut m = serde_json::Map::new();
+        m.insert("level".into(), "error".into());
+        m.insert("msg".into(), msg.into());
+        m.insert("time".into(), time.into());
+        serde_json::Value::from(m).to_string()
+    } else {
+        format!("time={time:?} level=error msg={msg:?}")
     };
     if let Ok(mut f) = std::fs::OpenOptions::new()
         .create(true)

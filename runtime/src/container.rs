@@ -170,7 +170,7 @@ impl Runtime {
             .unwrap_or_else(|| format!("berth/{}", o.id));
         let cgroup = Cgroup::plan(&layout, &cg_path)?;
 
-        let (_dir, _lock) = self.store.claim(&o.id)?;
+        let (_dir, lock) = self.store.claim(&o.id)?;
         let (secs, nanos) = util::now();
         let mut annotations = serde_json::Map::new();
         let mut ann: Vec<_> = bundle.spec.annotations().iter().flatten().collect();
@@ -193,7 +193,7 @@ impl Runtime {
         let res = self
             .store
             .save(&rec)
-            .and_then(|_| self.spawn(o, &bundle, &ns, &cgroup, console, &rec));
+            .and_then(|_| self.spawn(o, &bundle, &ns, &cgroup, console, &rec, lock.as_raw_fd()));
         match res {
             Ok((pid, start)) => {
                 rec.pid = pid;
@@ -223,6 +223,9 @@ impl Runtime {
     }
 
     /// Clones the init and drives it to Ready. Returns (pid, start time).
+    /// `lock` is the state directory's lock fd: the init closes its copy
+    /// at once, so a SIGKILLed create cannot leave the lock held by it.
+    #[allow(clippy::too_many_arguments)]
     fn spawn(
         &self,
         o: &CreateOpts,
@@ -231,6 +234,7 @@ impl Runtime {
         cgroup: &Cgroup,
         console: Option<UnixStream>,
         rec: &Record,
+        lock: std::os::fd::RawFd,
     ) -> Result<(i32, u64)> {
         let dir = &self.store.dir(&rec.id);
         let res = bundle
@@ -273,6 +277,7 @@ impl Runtime {
                 console,
                 no_pivot: o.no_pivot,
                 no_new_keyring: o.no_new_keyring,
+                lock_fd: lock,
                 state: state::state_doc(rec, Status::Creating),
                 preserve_fds: o.preserve_fds,
             });
@@ -423,7 +428,8 @@ impl Runtime {
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
         let _lock = self.store.lock(id)?;
         let rec = self.store.load(id)?;
-        match self.store.status(&rec) {
+        let status = self.store.status(&rec);
+        match status {
             Status::Stopped | Status::Creating => {}
             // runc deletes a created container: it never ran the program.
             Status::Created => stop(&rec),
@@ -444,7 +450,9 @@ impl Runtime {
         }
         // Without its own pid namespace the init's death does not end the
         // other processes: kill everything in its cgroup (as runc does).
-        if !rec.own_pidns {
+        // A create that died half way (status creating, pid unknown) may
+        // have left its init in the cgroup: that goes too.
+        if !rec.own_pidns || status == Status::Creating {
             cgroups::kill_all(&rec.leaves);
         }
         cgroups::remove(&rec.cgroups)?;

@@ -34,10 +34,15 @@ pub(crate) struct Args<'a> {
     pub preserve_fds: u32,
     /// The state document hooks get (the init fills in its pid).
     pub state: serde_json::Value,
+    /// berth's lock on the state directory, closed first thing.
+    pub lock_fd: std::os::fd::RawFd,
 }
 
 /// Entry point in the child; never returns.
 pub(crate) fn run(mut a: Args) -> ! {
+    // SAFETY: closes this process's copy of berth's lock fd, which nothing
+    // in the init uses; the parent keeps its own.
+    unsafe { libc::close(a.lock_fd) };
     let prog = match setup(&mut a) {
         Ok(p) => p,
         Err(e) => {

@@ -165,6 +165,16 @@ pub fn validate(spec: &Spec) -> std::result::Result<(), String> {
             }
         }
         if let Some(cpu) = res.cpu() {
+            // The kernel's range (v1 cpu.shares silently clamps; runc reads
+            // it back and fails, berth refuses it up front).
+            if let Some(sh) = cpu
+                .shares()
+                .filter(|s| *s != 0 && !(2..=262_144).contains(s))
+            {
+                return Err(format!(
+                    "linux.resources.cpu.shares {sh}: must be between 2 and 262144"
+                ));
+            }
             if let Some(q) = cpu.quota() {
                 if q < -1 || (0..1000).contains(&q) && q != 0 {
                     return Err(format!(
