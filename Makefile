@@ -7,7 +7,7 @@ APT_PKGS := busybox-static qemu-system-x86 iproute2 python3 zstd umoci runc cont
 FIXTURES := target/fixtures
 DEMO := target/demo
 
-.PHONY: all deps build release fixtures run test test-host test-vm soak lint clean
+.PHONY: all deps build release fixtures run test test-host test-vm soak bench lint clean
 
 all: release
 
@@ -78,6 +78,19 @@ soak: build fixtures
 	mkdir -p target/fuzz-corpus/config target/fuzz-corpus/unpack
 	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run config ../target/fuzz-corpus/config corpus/config -- -max_total_time=$(FUZZ_SECONDS)
 	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run unpack ../target/fuzz-corpus/unpack corpus/unpack -- -max_total_time=$(FUZZ_SECONDS)
+
+# berth, crun and runc side by side (tests/bench/bench.py), interleaved, in
+# a private mount namespace where /sys/fs/cgroup is a cgroup2 view (crun
+# refuses hybrid hosts). Results: target/bench.json and a table; see
+# docs/benchmarks.md. BENCH_N sets the iterations (default 200).
+bench: release fixtures
+	@for p in runc crun; do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc crun; break; }; done
+	mkdir -p target/bench
+	gcc -O2 -o target/bench/floor tests/bench/floor.c
+	gcc -O2 -o target/bench/rss tests/bench/rss.c
+	unshare -m --propagation private python3 tests/bench/bench.py target/release/berth \
+	    $(FIXTURES)/busybox target/bench/floor target/bench/rss target/bench.json
 
 lint:
 	$(CARGO) fmt --all -- --check
