@@ -34,7 +34,7 @@ release: deps
 
 fixtures: deps
 	@[ -x $(FIXTURES)/busybox/bin/busybox ] || sh rootfs-fixtures/busybox-rootfs.sh $(FIXTURES)/busybox
-	@[ -f $(FIXTURES)/images/many/index.json ] || python3 rootfs-fixtures/make-images.py $(FIXTURES)/images $(FIXTURES)/busybox
+	@[ -f $(FIXTURES)/images/multiarch/index.json ] || python3 rootfs-fixtures/make-images.py $(FIXTURES)/images $(FIXTURES)/busybox
 
 # A demo container: prints its hostname, its pid (1) and its memory limit.
 run: release fixtures

@@ -10,6 +10,7 @@ OUT/multi/              OCI layout, three layers (gzip, zstd, plain tar) exercis
                         whiteouts, opaque dirs, hardlinks, symlinks, modes, owners,
                         xattrs and devices
 OUT/many/               OCI layout with 100 layers
+OUT/multiarch/          a nested multi-platform index: arm64 first, then amd64 (busybox)
 OUT/multi-umoci/        the same layers with the zstd one gzipped (for umoci 0.4.7)
 OUT/bad-*/              broken images for the error tests
 """
@@ -92,7 +93,7 @@ def tar_of_dir(root):
     return t.bytes()
 
 
-def write_layout(out, layers, config_extra=None, ref="latest", diff_override=None, drop_blob=None):
+def write_layout(out, layers, config_extra=None, ref="latest", diff_override=None, drop_blob=None, arch="amd64"):
     """layers: [(tar bytes, media type[, blob])]: the blob defaults to the
     compressed tar. Returns (manifest, config bytes)."""
     shutil.rmtree(out, ignore_errors=True)
@@ -113,7 +114,7 @@ def write_layout(out, layers, config_extra=None, ref="latest", diff_override=Non
     if diff_override:
         diffs = diff_override(diffs)
     config = {
-        "architecture": "amd64",
+        "architecture": arch,
         "os": "linux",
         "config": {"Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["sh"]},
         "rootfs": {"type": "layers", "diff_ids": diffs},
@@ -211,6 +212,30 @@ def main():
     # The same image with the zstd layer gzipped (same diff_ids), for
     # Debian 12's umoci, which cannot read zstd layers.
     write_layout(os.path.join(out, "multi-umoci"), [(d, MT_GZIP if mt == MT_ZSTD else mt) for d, mt in multi_layers()])
+
+    # A multi-platform index: an arm64 image listed first, then amd64 (the
+    # busybox one); the importer must pick the host's.
+    arm, _ = write_layout(os.path.join(out, "multiarch"), [(Tar().add("arm-only", data=b"arm\n").bytes(), MT_TAR)],
+                          {"Cmd": ["/arm-only"]}, arch="arm64")
+    arm_b = json.dumps(arm).encode()
+    amd, amd_cfg = write_layout(os.path.join(out, "multiarch-amd"), [(bb, MT_GZIP)], labels)
+    amd_b = json.dumps(amd).encode()
+    blobs = os.path.join(out, "multiarch", "blobs", "sha256")
+    for src in os.listdir(os.path.join(out, "multiarch-amd", "blobs", "sha256")):
+        shutil.copy(os.path.join(out, "multiarch-amd", "blobs", "sha256", src), blobs)
+    shutil.rmtree(os.path.join(out, "multiarch-amd"))
+    inner = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha(arm_b), "size": len(arm_b),
+         "platform": {"architecture": "arm64", "os": "linux"}},
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha(amd_b), "size": len(amd_b),
+         "platform": {"architecture": "amd64", "os": "linux"}},
+    ]}
+    ib = json.dumps(inner).encode()
+    with open(os.path.join(blobs, sha(ib)[7:]), "wb") as f:
+        f.write(ib)
+    with open(os.path.join(out, "multiarch", "index.json"), "w") as f:
+        json.dump({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json",
+                   "digest": sha(ib), "size": len(ib), "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}, f)
 
     # 100 layers: their lower dir list does not fit in one page of mount options.
     write_layout(os.path.join(out, "many"), [(Tar().add("f%03d" % i, data=b"%d\n" % i).bytes(), MT_TAR) for i in range(100)])

@@ -488,3 +488,17 @@ fn image_run_with_a_terminal() {
         "{out}"
     );
 }
+
+#[test]
+fn multi_platform_index_picks_the_host_platform() {
+    let t = T::new("multiarch");
+    let out = import(&t, "multiarch", &["--name", "ma"]);
+    assert!(out.contains("(1 layers, 1 unpacked)"), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&ok(&t.image(&["inspect", "ma"]))).unwrap();
+    assert_eq!(v["config"]["architecture"], "amd64");
+    // The amd64 image is busybox: it runs; the arm64 one has only /arm-only.
+    assert_eq!(
+        ok(&t.image(&["run", "--rm", "ma", "echo", "picked"])),
+        "picked\n"
+    );
+}
