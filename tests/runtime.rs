@@ -1086,3 +1086,19 @@ fn create_with_a_pipe_on_stdout_returns() {
     assert_eq!(&buf, b"from-container\n");
     assert!(t.berth(&["delete", "-f", &id]).status.success());
 }
+
+#[test]
+fn cgroup_shared_default_parent_goes_with_the_last_container() {
+    let t = T::new("cgshared");
+    let mut c = t.config(&["sleep", "30"]);
+    c["linux"].as_object_mut().unwrap().remove("cgroupsPath");
+    t.write_config(&c);
+    let (a, b) = (t.id("a"), t.id("b"));
+    assert!(t.create(&a, &[]).status.success());
+    assert!(t.create(&b, &[]).status.success());
+    // a made the berth/ parent; deleting it first must not remove it from
+    // under b, and deleting b (the last one) removes it: the leak check
+    // of T sees no `berth` directory left.
+    assert!(t.berth(&["delete", &a]).status.success());
+    assert!(t.berth(&["delete", &b]).status.success());
+}

@@ -239,7 +239,10 @@ impl Cgroup {
 
     /// The directories that do not exist yet, leaf first per hierarchy: what
     /// `create` will make and `delete` will remove. Recorded before creating.
-    pub fn to_create(&self) -> Vec<Vec<PathBuf>> {
+    /// With `shared_parent` (berth's default `berth/<id>`), the `berth`
+    /// parent is recorded too even when another container made it: delete
+    /// removes a parent only if it is empty, so the last one out removes it.
+    pub fn to_create(&self, shared_parent: bool) -> Vec<Vec<PathBuf>> {
         self.dirs
             .iter()
             .map(|(h, leaf)| {
@@ -250,6 +253,11 @@ impl Cgroup {
                     match d.parent() {
                         Some(p) => d = p,
                         None => break,
+                    }
+                }
+                if shared_parent && v.len() == 1 {
+                    if let Some(p) = leaf.parent().filter(|p| *p != h.mount) {
+                        v.push(p.to_path_buf());
                     }
                 }
                 v
@@ -316,6 +324,20 @@ fn write(dir: &Path, file: &str, val: &str) -> Result<()> {
 }
 
 fn mkdir_all(leaf: &Path, h: &Hierarchy) -> Result<()> {
+    // A concurrent delete may remove an empty shared parent between two
+    // steps: walk again.
+    let mut tries = 0;
+    loop {
+        match mkdir_walk(leaf, h) {
+            Err(Error::Io { err, .. }) if err.kind() == ErrorKind::NotFound && tries < 5 => {
+                tries += 1
+            }
+            r => return r,
+        }
+    }
+}
+
+fn mkdir_walk(leaf: &Path, h: &Hierarchy) -> Result<()> {
     // Walk down from the mount so cpuset dirs can inherit cpus and mems.
     let rel = leaf.strip_prefix(&h.mount).unwrap_or(leaf);
     let mut d = h.mount.clone();

@@ -168,6 +168,7 @@ impl Runtime {
             .map(|p| p.to_string_lossy().into_owned())
             .filter(|p| !p.is_empty())
             .unwrap_or_else(|| format!("berth/{}", o.id));
+        let shared_parent = cg_path == format!("berth/{}", o.id);
         let cgroup = Cgroup::plan(&layout, &cg_path)?;
 
         let (_dir, lock) = self.store.claim(&o.id)?;
@@ -184,7 +185,7 @@ impl Runtime {
             rootfs: bundle.rootfs.clone(),
             created: util::rfc3339_nanos(secs, nanos),
             annotations,
-            cgroups: cgroup.to_create(),
+            cgroups: cgroup.to_create(shared_parent),
             leaves: cgroup.dirs.iter().map(|(_, d)| d.clone()).collect(),
             own_pidns: ns.new_pid || ns.join_pid.is_some(),
             hooks: bundle.spec.hooks().clone(),
