@@ -16,13 +16,13 @@ struct Cli {
     /// Directory for the state of containers.
     #[arg(long, default_value = "/run/berth", value_name = "DIR")]
     root: PathBuf,
-    /// Append log messages (errors, and debug with --debug) to FILE.
+    /// Append error messages to FILE (one line each).
     #[arg(long, value_name = "FILE")]
     log: Option<PathBuf>,
     /// Format of --log lines.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
-    /// Also log debug messages.
+    /// Accepted for runc compatibility (berth logs only errors).
     #[arg(long)]
     debug: bool,
     /// Accepted for runc compatibility; the systemd cgroup driver is not implemented yet.
@@ -102,7 +102,6 @@ enum Cmd {
         keep: bool,
     },
     /// List containers.
-    #[command(alias = "ps-all")]
     List {
         #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
         format: ListFormat,
