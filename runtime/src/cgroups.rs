@@ -288,6 +288,22 @@ impl Cgroup {
         }
     }
 
+    /// On a unified host, an fd of the leaf for clone3's `CLONE_INTO_CGROUP`
+    /// (the child is born in its cgroup: no cgroup.procs write).
+    pub fn clone_into_fd(&self) -> Result<Option<std::os::fd::OwnedFd>> {
+        use nix::fcntl::OFlag;
+        self.unified_dir()
+            .map(|d| {
+                nix::fcntl::open(
+                    d,
+                    OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                )
+                .map_err(|e| Error::sys(format!("open cgroup {}", d.display()), e))
+            })
+            .transpose()
+    }
+
     /// Moves `pid` into every directory (v1 and hybrid hosts; unified hosts
     /// clone straight into the cgroup).
     pub fn add(&self, pid: i32) -> Result<()> {

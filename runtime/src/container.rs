@@ -247,19 +247,7 @@ impl Runtime {
         let dirfd = std::fs::File::open(dir).map_err(|e| Error::io("cannot open", dir, e))?;
         let listener = UnixListener::bind(short_path(&dirfd, START_SOCK))
             .map_err(|e| Error::io("cannot listen on", dir.join(START_SOCK), e))?;
-        let cg_fd = match cgroup.unified_dir() {
-            Some(d) => Some(
-                nix::fcntl::open(
-                    d,
-                    nix::fcntl::OFlag::O_PATH
-                        | nix::fcntl::OFlag::O_DIRECTORY
-                        | nix::fcntl::OFlag::O_CLOEXEC,
-                    nix::sys::stat::Mode::empty(),
-                )
-                .ctx(|| format!("open cgroup {}", d.display()))?,
-            ),
-            None => None,
-        };
+        let cg_fd = cgroup.clone_into_fd()?;
         if let Some(p) = &ns.join_pid {
             let f = std::fs::File::open(p).map_err(|e| Error::io("open namespace", p, e))?;
             nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWPID)

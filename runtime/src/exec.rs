@@ -244,19 +244,7 @@ impl Runtime {
         }
         let layout = Layout::detect()?;
         let cgroup = Cgroup::from_leaves(&layout, &rec.leaves);
-        let cg_fd = match cgroup.unified_dir() {
-            Some(d) => Some(
-                nix::fcntl::open(
-                    d,
-                    nix::fcntl::OFlag::O_PATH
-                        | nix::fcntl::OFlag::O_DIRECTORY
-                        | nix::fcntl::OFlag::O_CLOEXEC,
-                    nix::sys::stat::Mode::empty(),
-                )
-                .ctx(|| format!("open cgroup {}", d.display()))?,
-            ),
-            None => None,
-        };
+        let cg_fd = cgroup.clone_into_fd()?;
         if join_pid {
             nix::sched::setns(&pidfd, CloneFlags::CLONE_NEWPID)
                 .ctx(|| "join the container's pid namespace".into())?;
