@@ -8,7 +8,9 @@
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::store::{ImageRec, Store};
-use crate::unpack::{clear_dir, is_overlay_xattr, list_dir, remove_any, set_meta_at, set_xattr};
+use crate::unpack::{
+    clear_dir, create_new, is_overlay_xattr, list_dir, remove_any, set_meta_at, set_xattr,
+};
 use nix::errno::Errno;
 use nix::fcntl::{openat, AtFlags, OFlag};
 use nix::sys::stat::{fstatat, mkdirat, mknodat, FileStat, Mode, SFlag};
@@ -150,18 +152,8 @@ fn apply(src: BorrowedFd, dst: BorrowedFd, links: &mut Links, path: &Path) -> Re
                     Mode::empty(),
                 )
                 .map_err(e("open"))?;
-                let d = openat(
-                    dst,
-                    name.as_os_str(),
-                    OFlag::O_CREAT
-                        | OFlag::O_EXCL
-                        | OFlag::O_WRONLY
-                        | OFlag::O_NOFOLLOW
-                        | OFlag::O_CLOEXEC,
-                    Mode::from_bits_truncate(0o600),
-                )
-                .map_err(e("create"))?;
-                let (mut s, mut d) = (File::from(s), File::from(d));
+                let mut d = create_new(dst, &name).map_err(e("create"))?;
+                let mut s = File::from(s);
                 std::io::copy(&mut s, &mut d).map_err(|x| Error::io("copy", &p, x))?;
                 copy_meta(s.as_fd(), d.as_fd(), &st).map_err(e("metadata"))?;
                 if st.st_nlink > 1 {

@@ -139,6 +139,14 @@ pub fn list_dir(dir: BorrowedFd) -> nix::Result<Vec<OsString>> {
     Ok(v)
 }
 
+/// Creates `name` in `dir` as a new private file (never through a symlink,
+/// never an existing file), to be written and then given its metadata.
+pub fn create_new(dir: BorrowedFd, name: &OsStr) -> nix::Result<File> {
+    let flags =
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    openat(dir, name, flags, Mode::from_bits_truncate(0o600)).map(File::from)
+}
+
 /// Sets an extended attribute on an open file or directory.
 pub fn set_xattr(fd: BorrowedFd, name: &str, value: &[u8]) -> nix::Result<()> {
     let n = CString::new(name).map_err(|_| Errno::EINVAL)?;
@@ -357,18 +365,7 @@ pub fn unpack_tar(r: impl Read, dest: &Path) -> Result<()> {
             }
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
                 remove_any(pfd, &name).map_err(sys("remove"))?;
-                let fd = openat(
-                    pfd,
-                    name.as_os_str(),
-                    OFlag::O_CREAT
-                        | OFlag::O_EXCL
-                        | OFlag::O_WRONLY
-                        | OFlag::O_NOFOLLOW
-                        | OFlag::O_CLOEXEC,
-                    Mode::from_bits_truncate(0o600),
-                )
-                .map_err(sys("create"))?;
-                let mut f = File::from(fd);
+                let mut f = create_new(pfd, &name).map_err(sys("create"))?;
                 std::io::copy(&mut e, &mut f)
                     .map_err(|x| Error::entry(raw.display(), format!("write: {x}")))?;
                 apply_meta(f.as_fd(), &m, &raw, true)?;

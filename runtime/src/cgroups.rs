@@ -288,6 +288,22 @@ impl Cgroup {
         }
     }
 
+    /// The file that freezes the container (pause/resume) and tells whether
+    /// it is frozen: the first hierarchy with a freezer, v1 `freezer.state`
+    /// or cgroup2's `cgroup.freeze`. Recorded at create, so `status` reads
+    /// one file instead of probing every hierarchy.
+    pub fn freezer(&self) -> Option<PathBuf> {
+        self.dirs.iter().find_map(|(h, d)| {
+            if h.v2 {
+                Some(d.join("cgroup.freeze"))
+            } else if h.has("freezer") {
+                Some(d.join("freezer.state"))
+            } else {
+                None
+            }
+        })
+    }
+
     /// On a unified host, an fd of the leaf for clone3's `CLONE_INTO_CGROUP`
     /// (the child is born in its cgroup: no cgroup.procs write).
     pub fn clone_into_fd(&self) -> Result<Option<std::os::fd::OwnedFd>> {
@@ -523,12 +539,11 @@ pub fn procs(leaves: &[PathBuf]) -> Vec<i32> {
         .unwrap_or_default()
 }
 
-/// Whether the container's cgroup is frozen (v1 freezer or v2 cgroup.freeze).
-pub fn frozen(leaves: &[PathBuf]) -> bool {
-    leaves.iter().any(|d| {
-        std::fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
-            || std::fs::read_to_string(d.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
-    })
+/// Whether the freezer file recorded at create says frozen.
+pub fn frozen(freezer: Option<&Path>) -> bool {
+    freezer
+        .and_then(|f| std::fs::read_to_string(f).ok())
+        .is_some_and(|s| matches!(s.trim(), "FROZEN" | "1"))
 }
 
 /// SIGKILLs every process in the container's cgroup and waits (up to about

@@ -187,6 +187,7 @@ impl Runtime {
             annotations,
             cgroups: cgroup.to_create(shared_parent),
             leaves: cgroup.dirs.iter().map(|(_, d)| d.clone()).collect(),
+            freezer: cgroup.freezer(),
             own_pidns: ns.new_pid || ns.join_pid.is_some(),
             hooks: bundle.spec.hooks().clone(),
             ..Default::default()
@@ -267,7 +268,11 @@ impl Runtime {
                 no_pivot: o.no_pivot,
                 no_new_keyring: o.no_new_keyring,
                 lock_fd: lock,
-                state: state::state_doc(rec, Status::Creating),
+                state: bundle
+                    .spec
+                    .hooks()
+                    .is_some()
+                    .then(|| state::state_doc(rec, Status::Creating)),
                 preserve_fds: o.preserve_fds,
             });
         }
@@ -312,12 +317,12 @@ impl Runtime {
                         crate::hooks::run_all(
                             "prestart",
                             h.and_then(|h| h.prestart().as_ref()),
-                            &st,
+                            || st.clone(),
                         )?;
                         crate::hooks::run_all(
                             "createRuntime",
                             h.and_then(|h| h.create_runtime().as_ref()),
-                            &st,
+                            || st,
                         )?;
                         parent
                             .send(&Msg::Go)
@@ -368,12 +373,11 @@ impl Runtime {
         }
         // poststart: a failure stops the container (runtime.md step 9).
         let poststart = rec.hooks.as_ref().and_then(|h| h.poststart().as_ref());
-        if poststart.is_some() {
-            let st = state::state_doc(&rec, Status::Running).to_string();
-            if let Err(e) = crate::hooks::run_all("poststart", poststart, &st) {
-                stop(&rec);
-                return Err(e);
-            }
+        if let Err(e) = crate::hooks::run_all("poststart", poststart, || {
+            state::state_doc(&rec, Status::Running).to_string()
+        }) {
+            stop(&rec);
+            return Err(e);
         }
         Ok(())
     }
@@ -448,11 +452,10 @@ impl Runtime {
         self.store.remove(id)?;
         // poststop failures are warnings only (runtime.md step 13).
         let poststop = rec.hooks.as_ref().and_then(|h| h.poststop().as_ref());
-        if poststop.is_some() {
-            let st = state::state_doc(&rec, Status::Stopped).to_string();
-            if let Err(e) = crate::hooks::run_all("poststop", poststop, &st) {
-                eprintln!("warning: {e}");
-            }
+        if let Err(e) = crate::hooks::run_all("poststop", poststop, || {
+            state::state_doc(&rec, Status::Stopped).to_string()
+        }) {
+            eprintln!("warning: {e}");
         }
         Ok(())
     }

@@ -11,10 +11,20 @@ use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
-/// Runs each hook of `kind` in order; the first failure is returned.
-pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state: &str) -> Result<()> {
-    for (i, h) in hooks.into_iter().flatten().enumerate() {
-        run(h, state)
+/// Runs each hook of `kind` in order; the first failure is returned. The
+/// state document is built only when there is a hook to give it to.
+pub fn run_all(
+    kind: &str,
+    hooks: Option<&Vec<Hook>>,
+    state: impl FnOnce() -> String,
+) -> Result<()> {
+    let hooks = match hooks {
+        Some(h) if !h.is_empty() => h,
+        _ => return Ok(()),
+    };
+    let state = state();
+    for (i, h) in hooks.iter().enumerate() {
+        run(h, &state)
             .map_err(|e| Error::Other(format!("{kind} hook {i} ({}): {e}", h.path().display())))?;
     }
     Ok(())

@@ -32,8 +32,9 @@ pub(crate) struct Args<'a> {
     pub no_new_keyring: bool,
     /// fds 3..3+N stay open in the container (`--preserve-fds`).
     pub preserve_fds: u32,
-    /// The state document hooks get (the init fills in its pid).
-    pub state: serde_json::Value,
+    /// The state document hooks get (the init fills in its pid); only
+    /// built when the config has hooks.
+    pub state: Option<serde_json::Value>,
     /// berth's lock on the state directory, closed first thing.
     pub lock_fd: std::os::fd::RawFd,
 }
@@ -60,8 +61,7 @@ pub(crate) fn run(mut a: Args) -> ! {
         .hooks()
         .as_ref()
         .and_then(|h| h.start_container().as_ref());
-    let state = hook_state(&a.state, "created");
-    wait_start_and_exec(&a.listener, &prog, hooks, &state)
+    wait_start_and_exec(&a.listener, &prog, hooks, &a.state)
 }
 
 /// What to exec once started.
@@ -147,7 +147,7 @@ fn setup(a: &mut Args) -> Result<Prog> {
         crate::hooks::run_all(
             "createContainer",
             hooks.and_then(|h| h.create_container().as_ref()),
-            &hook_state(state, "creating"),
+            || hook_state(state, "creating"),
         )
     };
     if a.ns.new_mount {
@@ -464,8 +464,8 @@ fn set_user_and_caps(process: &oci_spec::runtime::Process) -> Result<()> {
 }
 
 /// The state document as the init sees it: its own pid, `status`.
-fn hook_state(base: &serde_json::Value, status: &str) -> String {
-    let mut s = base.clone();
+fn hook_state(base: &Option<serde_json::Value>, status: &str) -> String {
+    let mut s = base.clone().unwrap_or_default();
     s["pid"] = std::process::id().into();
     s["status"] = status.into();
     s.to_string()
@@ -477,7 +477,7 @@ fn wait_start_and_exec(
     listener: &UnixListener,
     prog: &Prog,
     hooks: Option<&Vec<oci_spec::runtime::Hook>>,
-    state: &str,
+    state: &Option<serde_json::Value>,
 ) -> ! {
     loop {
         let Ok((mut conn, _)) = listener.accept() else {
@@ -487,7 +487,9 @@ fn wait_start_and_exec(
         if !matches!(conn.read(&mut b), Ok(1) if b[0] == b'S') {
             continue;
         }
-        if let Err(e) = crate::hooks::run_all("startContainer", hooks, state) {
+        if let Err(e) =
+            crate::hooks::run_all("startContainer", hooks, || hook_state(state, "created"))
+        {
             let _ = write!(conn, "{e}");
             // SAFETY: see run().
             unsafe { libc::_exit(1) }

@@ -61,42 +61,34 @@ impl Runtime {
             (_, true) => return Err(Error::NotRunning),
             (_, false) => return Err(Error::Other("container not paused".into())),
         }
-        let write = |d: &Path, f: &str, v: &str| {
-            std::fs::write(d.join(f), v).map_err(|e| Error::io("cannot write", d.join(f), e))
+        let f = cg.freezer().ok_or_else(|| {
+            Error::Other("no freezer: neither a v1 freezer nor cgroup2 is mounted".into())
+        })?;
+        let d = f.parent().unwrap_or(Path::new("/"));
+        let v2 = f.ends_with("cgroup.freeze");
+        // v1 may need the write repeated while tasks are still freezing.
+        let (value, want) = match (v2, on) {
+            (true, true) => ("1", "frozen 1"),
+            (true, false) => ("0", "frozen 0"),
+            (false, true) => ("FROZEN", "FROZEN"),
+            (false, false) => ("THAWED", "THAWED"),
         };
-        for (h, d) in &cg.dirs {
-            if h.v2 && d.join("cgroup.freeze").exists() {
-                write(d, "cgroup.freeze", if on { "1" } else { "0" })?;
-                let want = if on { "frozen 1" } else { "frozen 0" };
-                for _ in 0..1000 {
-                    if read(d, "cgroup.events").is_some_and(|e| e.lines().any(|l| l == want)) {
-                        return Ok(());
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(1));
-                }
-                return Err(Error::Other(format!(
-                    "{}: cgroup did not reach {want}",
-                    d.display()
-                )));
+        for _ in 0..1000 {
+            std::fs::write(&f, value).map_err(|e| Error::io("cannot write", &f, e))?;
+            let done = if v2 {
+                read(d, "cgroup.events").is_some_and(|e| e.lines().any(|l| l == want))
+            } else {
+                read(d, "freezer.state").as_deref() == Some(want)
+            };
+            if done {
+                return Ok(());
             }
-            if h.controllers.iter().any(|c| c == "freezer") {
-                let want = if on { "FROZEN" } else { "THAWED" };
-                for _ in 0..1000 {
-                    write(d, "freezer.state", want)?;
-                    if read(d, "freezer.state").as_deref() == Some(want) {
-                        return Ok(());
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(1));
-                }
-                return Err(Error::Other(format!(
-                    "{}: freezer did not reach {want}",
-                    d.display()
-                )));
-            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        Err(Error::Other(
-            "no freezer: neither a v1 freezer nor cgroup.freeze is available".into(),
-        ))
+        Err(Error::Other(format!(
+            "{}: did not reach {want}",
+            d.display()
+        )))
     }
 
     /// `update`: applies new resource limits to a container's cgroup.

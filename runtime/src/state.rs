@@ -41,6 +41,9 @@ pub struct Record {
     /// pause and stats use them, whether berth created them or not).
     #[serde(default)]
     pub leaves: Vec<PathBuf>,
+    /// The file that freezes the cgroup (see `Cgroup::freezer`).
+    #[serde(default)]
+    pub freezer: Option<PathBuf>,
     /// Whether the container has its own pid namespace (if not, delete
     /// kills every process of its cgroup, as runc does).
     #[serde(default)]
@@ -217,7 +220,7 @@ impl Store {
         if !alive(rec.pid, rec.pid_start) {
             return Status::Stopped;
         }
-        if crate::cgroups::frozen(&rec.leaves) {
+        if crate::cgroups::frozen(rec.freezer.as_deref()) {
             return Status::Paused;
         }
         if self.dir(&rec.id).join(START_SOCK).exists() {
