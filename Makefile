@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 VM := ../shared/vm/run-in-vm.sh
-APT_PKGS := busybox-static qemu-system-x86 iproute2 python3 zstd umoci runc containerd podman
+APT_PKGS := busybox-static libseccomp-dev qemu-system-x86 iproute2 python3 zstd umoci runc containerd podman
 FIXTURES := target/fixtures
 DEMO := target/demo
 
@@ -11,7 +11,8 @@ DEMO := target/demo
 
 all: release
 
-# Debian packages: busybox-static (fixture rootfs), qemu-system-x86 (the
+# Debian packages: busybox-static (fixture rootfs), libseccomp-dev (linked
+# statically into berth, see .cargo/config.toml), qemu-system-x86 (the
 # cgroup v2 VM), python3 and zstd (image fixtures), umoci (the reference
 # unpacker the image tests compare with), runc, containerd and podman (the
 # real clients berth must satisfy, each also run against runc). apt-get
@@ -34,7 +35,7 @@ release: deps
 
 fixtures: deps
 	@[ -x $(FIXTURES)/busybox/bin/busybox ] || sh rootfs-fixtures/busybox-rootfs.sh $(FIXTURES)/busybox
-	@[ -f $(FIXTURES)/images/multiarch/index.json ] || python3 rootfs-fixtures/make-images.py $(FIXTURES)/images $(FIXTURES)/busybox
+	@[ -f $(FIXTURES)/images/hostile/index.json ] || python3 rootfs-fixtures/make-images.py $(FIXTURES)/images $(FIXTURES)/busybox
 
 # A demo container: prints its hostname, its pid (1) and its memory limit.
 run: release fixtures
@@ -51,13 +52,14 @@ test: test-host test-vm
 test-host: build fixtures
 	$(CARGO) test --workspace -- --test-threads=1
 
-# The integration suites inside a cgroup-v2-only VM: all runtime tests, and
-# the image tests that need neither umoci nor user.* xattrs (the guest's
+# The integration suites inside a cgroup-v2-only VM: all runtime and
+# security tests (the device cgroup is an eBPF program there), and the image
+# tests that need neither umoci nor user.* xattrs (the guest's
 # store is on tmpfs, which holds none on 6.1). Its 6.1 kernel exercises the
 # overlay mount without fsconfig lowerdir+. Fixtures are built on the host.
 test-vm: build fixtures
 	$(VM) --setup >/dev/null
-	@for t in runtime image; do \
+	@for t in runtime security image; do \
 	    bin=$$($(CARGO) test --no-run --test $$t --message-format=json 2>/dev/null \
 	        | grep '"kind":\["test"\]' | grep "\"name\":\"$$t\"" \
 	        | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1); \

@@ -183,10 +183,10 @@ struct ExecArgs {
     pid_file: Option<PathBuf>,
     #[arg(long, default_value_t = 0, value_name = "N")]
     preserve_fds: u32,
-    /// AppArmor profile (berth reports it unsupported).
+    /// AppArmor profile for the process (refused if the host has no AppArmor).
     #[arg(long)]
     apparmor: Option<String>,
-    /// SELinux label (berth reports it unsupported).
+    /// SELinux label for the process (refused if the host has no SELinux).
     #[arg(long)]
     process_label: Option<String>,
     /// Sub-cgroup to run in (only empty is accepted).
@@ -359,21 +359,34 @@ fn main() {
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
         Err(e) => usage_error(&e),
     };
-    match run(&cli) {
-        Ok(code) => std::process::exit(code),
-        Err(e) => {
-            let msg = format!("{e:#}");
-            log_error(&cli, &msg);
-            eprintln!("{msg}");
-            // runc's exec exits 255 on its own errors, leaving 1..254 to
-            // the process.
-            std::process::exit(if matches!(cli.cmd, Cmd::Exec(_)) {
-                255
-            } else {
-                1
-            });
+    // Commands that leave a berth process inside a container first make
+    // sure the container cannot write berth's binary (CVE-2019-5736).
+    let enters = match &cli.cmd {
+        Cmd::Create(_) | Cmd::Run { .. } | Cmd::Exec(_) => true,
+        Cmd::Image(a) => matches!(a.cmd, ImageCmd::Run(_)),
+        _ => false,
+    };
+    if enters && std::env::var_os("BERTH_UNSAFE_EXE").is_none() {
+        if let Err(e) = berth_runtime::exe::ensure_protected() {
+            fail(&cli, &e.to_string());
         }
     }
+    match run(&cli) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => fail(&cli, &format!("{e:#}")),
+    }
+}
+
+/// An error: one line on stderr and in --log, exit 1 (255 for exec: runc's
+/// exec leaves 1..254 to the process).
+fn fail(cli: &Cli, msg: &str) -> ! {
+    log_error(cli, msg);
+    eprintln!("{msg}");
+    std::process::exit(if matches!(cli.cmd, Cmd::Exec(_)) {
+        255
+    } else {
+        1
+    });
 }
 
 /// A command line berth cannot parse: like every error, exit status 1, one

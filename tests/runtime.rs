@@ -912,7 +912,13 @@ fn features_are_truthful_json() {
         .contains(&json!("user")));
     assert_eq!(v["linux"]["cgroup"]["v1"], true);
     assert_eq!(v["linux"]["cgroup"]["systemd"], false);
-    assert_eq!(v["linux"]["seccomp"]["enabled"], false);
+    assert_eq!(v["linux"]["seccomp"]["enabled"], true);
+    for a in ["SCMP_ACT_NOTIFY", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_LOG"] {
+        assert!(v["linux"]["seccomp"]["actions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(a)));
+    }
     assert!(v["hooks"].as_array().unwrap().contains(&json!("poststop")));
     assert!(v["mountOptions"]
         .as_array()

@@ -265,8 +265,13 @@ impl Cgroup {
             .collect()
     }
 
-    /// Creates the directories and writes the resource limits.
-    pub fn create(&self, res: Option<&LinuxResources>) -> Result<()> {
+    /// Creates the directories, writes the resource limits and sets up
+    /// the device rules (v1 `devices.*` files, or a v2 eBPF program).
+    pub fn create(
+        &self,
+        res: Option<&LinuxResources>,
+        devices: Option<&[crate::devices::Rule]>,
+    ) -> Result<()> {
         for (h, leaf) in &self.dirs {
             if h.v2 && self.unified {
                 enable_controllers(&h.mount, leaf)?;
@@ -275,6 +280,15 @@ impl Cgroup {
         }
         if let Some(res) = res {
             self.apply(res)?;
+        }
+        if let Some(rules) = devices {
+            for (h, leaf) in &self.dirs {
+                if h.v2 && self.unified {
+                    crate::devices::apply_v2(leaf, rules)?;
+                } else if !h.v2 && h.has("devices") {
+                    crate::devices::apply_v1(leaf, rules)?;
+                }
+            }
         }
         Ok(())
     }

@@ -3,8 +3,9 @@
 //! message is one datagram: a tag byte and a UTF-8 payload.
 
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
+use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags};
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
 #[derive(Debug, PartialEq, Eq)]
@@ -16,11 +17,15 @@ pub enum Msg {
     /// Init to parent: mounts are made, pivot_root is next; run the
     /// prestart and createRuntime hooks, then send Go.
     Hooks,
+    /// Init (or exec child) to parent: the seccomp notify listener fd
+    /// rides along (SCM_RIGHTS); hand it to the agent, then send Go.
+    Seccomp,
     /// Init to parent: setting up failed (the init exits after it).
     Error(String),
 }
 
-pub struct Channel(UnixStream);
+/// One end of the pair; `fd` holds the last fd received with a message.
+pub struct Channel(UnixStream, Option<OwnedFd>);
 
 /// A connected pair (parent end, child end), both close-on-exec.
 pub fn pair() -> nix::Result<(Channel, Channel)> {
@@ -30,31 +35,76 @@ pub fn pair() -> nix::Result<(Channel, Channel)> {
         None,
         SockFlag::SOCK_CLOEXEC,
     )?;
-    Ok((Channel(UnixStream::from(a)), Channel(UnixStream::from(b))))
+    Ok((
+        Channel(UnixStream::from(a), None),
+        Channel(UnixStream::from(b), None),
+    ))
 }
 
 impl Channel {
     pub fn send(&mut self, m: &Msg) -> std::io::Result<()> {
+        self.0.write_all(&Self::encode(m))
+    }
+
+    /// Sends `m` with `fd` attached.
+    pub fn send_fd(&mut self, m: &Msg, fd: &impl AsRawFd) -> std::io::Result<()> {
+        let fds = [fd.as_raw_fd()];
+        nix::sys::socket::sendmsg::<()>(
+            self.0.as_raw_fd(),
+            &[std::io::IoSlice::new(&Self::encode(m))],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::empty(),
+            None,
+        )?;
+        Ok(())
+    }
+
+    /// The fd that came with the last message, if any.
+    pub fn take_fd(&mut self) -> Option<OwnedFd> {
+        self.1.take()
+    }
+
+    fn encode(m: &Msg) -> Vec<u8> {
         let mut buf = Vec::with_capacity(64);
         match m {
             Msg::Go => buf.push(b'G'),
             Msg::Ready => buf.push(b'R'),
             Msg::Hooks => buf.push(b'H'),
+            Msg::Seccomp => buf.push(b'S'),
             Msg::Error(s) => {
                 buf.push(b'E');
                 buf.extend_from_slice(&s.as_bytes()[..s.len().min(4000)]);
             }
         }
-        self.0.write_all(&buf)
+        buf
     }
 
     /// Receives one message; `None` when the peer closed (or died).
     pub fn recv(&mut self) -> std::io::Result<Option<Msg>> {
         let mut buf = [0u8; 4096];
+        let mut space = nix::cmsg_space!([RawFd; 1]);
         let n = loop {
-            match self.0.read(&mut buf) {
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                r => break r?,
+            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+            match nix::sys::socket::recvmsg::<()>(
+                self.0.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+                Ok(m) => {
+                    for c in m.cmsgs()? {
+                        if let ControlMessageOwned::ScmRights(fds) = c {
+                            for fd in fds {
+                                // SAFETY: the kernel just installed this fd
+                                // for us; it has no other owner.
+                                self.1 = Some(unsafe { OwnedFd::from_raw_fd(fd) });
+                            }
+                        }
+                    }
+                    break m.bytes;
+                }
             }
         };
         if n == 0 {
@@ -65,6 +115,7 @@ impl Channel {
             b'G' => Msg::Go,
             b'R' => Msg::Ready,
             b'H' => Msg::Hooks,
+            b'S' => Msg::Seccomp,
             _ => Msg::Error(body),
         }))
     }
@@ -85,7 +136,12 @@ mod tests {
         ] {
             a.send(&m).unwrap();
             assert_eq!(b.recv().unwrap(), Some(m));
+            assert!(b.take_fd().is_none());
         }
+        let f = std::fs::File::open("/dev/null").unwrap();
+        a.send_fd(&Msg::Seccomp, &f).unwrap();
+        assert_eq!(b.recv().unwrap(), Some(Msg::Seccomp));
+        assert!(b.take_fd().is_some());
         drop(a);
         assert_eq!(b.recv().unwrap(), None);
     }

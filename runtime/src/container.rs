@@ -244,7 +244,8 @@ impl Runtime {
             .linux()
             .as_ref()
             .and_then(|l| l.resources().as_ref());
-        cgroup.create(res)?;
+        let devices = crate::devices::rules(bundle.spec.linux().as_ref())?;
+        cgroup.create(res, devices.as_deref())?;
         let dirfd = std::fs::File::open(dir).map_err(|e| Error::io("cannot open", dir, e))?;
         let listener = UnixListener::bind(short_path(&dirfd, START_SOCK))
             .map_err(|e| Error::io("cannot listen on", dir.join(START_SOCK), e))?;
@@ -323,6 +324,28 @@ impl Runtime {
                             "createRuntime",
                             h.and_then(|h| h.create_runtime().as_ref()),
                             || st,
+                        )?;
+                        parent
+                            .send(&Msg::Go)
+                            .map_err(|e| Error::Init(format!("cannot release init: {e}")))?;
+                    }
+                    Ok(Some(Msg::Seccomp)) => {
+                        let fd = parent
+                            .take_fd()
+                            .ok_or_else(|| Error::Init("seccomp message without fd".into()))?;
+                        let mut r = rec.clone();
+                        r.pid = pid;
+                        let s = bundle
+                            .spec
+                            .linux()
+                            .as_ref()
+                            .and_then(|l| l.seccomp().as_ref());
+                        let s = s.expect("the init only sends it for a seccomp config");
+                        crate::seccomp::send_to_listener(
+                            s,
+                            pid,
+                            state::state_doc(&r, Status::Creating),
+                            &fd,
                         )?;
                         parent
                             .send(&Msg::Go)

@@ -161,17 +161,7 @@ fn check(pr: Process) -> Result<Process> {
             format!("{}: must be absolute", pr.cwd().display()),
         ));
     }
-    for (what, v) in [
-        ("apparmorProfile", pr.apparmor_profile()),
-        ("selinuxLabel", pr.selinux_label()),
-    ] {
-        if v.as_deref().is_some_and(|s| !s.is_empty()) {
-            return Err(Error::invalid(
-                format!("process.{what}"),
-                "LSM labels are not supported yet",
-            ));
-        }
-    }
+    crate::security::check_lsm(Some(&pr), None)?;
     Ok(pr)
 }
 
@@ -264,7 +254,15 @@ impl Runtime {
         let pid = clone3(0, cg_fd.as_ref()).ctx(|| "clone3 exec process".into())?;
         if pid == 0 {
             drop(parent);
-            let err = exec_child(&mut child, &pidfd, flags, &process, console, o.preserve_fds);
+            let err = exec_child(
+                &mut child,
+                &pidfd,
+                flags,
+                &process,
+                spec.linux().as_ref(),
+                console,
+                o.preserve_fds,
+            );
             let _ = child.send(&Msg::Error(err.to_string()));
             // SAFETY: ends the forked child without running the parent's handlers.
             unsafe { libc::_exit(255) }
@@ -278,6 +276,22 @@ impl Runtime {
             // EOF means the execve succeeded (the socket is close-on-exec).
             match parent.recv() {
                 Ok(None) => Ok(()),
+                Ok(Some(Msg::Seccomp)) => {
+                    let fd = parent
+                        .take_fd()
+                        .ok_or_else(|| Error::Init("seccomp message without fd".into()))?;
+                    let s = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+                    let s = s.expect("the child only sends it for a seccomp config");
+                    crate::seccomp::send_to_listener(s, pid, self.store.state_json(&rec), &fd)?;
+                    parent
+                        .send(&Msg::Go)
+                        .map_err(|e| Error::Init(format!("cannot release exec: {e}")))?;
+                    match parent.recv() {
+                        Ok(None) => Ok(()),
+                        Ok(Some(Msg::Error(m))) => Err(Error::Other(m)),
+                        _ => Err(Error::Init("exec process failed during set-up".into())),
+                    }
+                }
                 Ok(Some(Msg::Error(m))) => Err(Error::Other(m)),
                 Ok(Some(_)) | Err(_) => {
                     Err(Error::Init("exec process failed during set-up".into()))
@@ -312,6 +326,7 @@ fn exec_child(
     pidfd: &OwnedFd,
     flags: CloneFlags,
     process: &Process,
+    linux: Option<&oci_spec::runtime::Linux>,
     console: Option<UnixStream>,
     preserve_fds: u32,
 ) -> Error {
@@ -331,14 +346,14 @@ fn exec_child(
         }
         if process.terminal().unwrap_or(false) {
             nix::unistd::setsid().ctx(|| "setsid".into())?;
-            init::setup_console(console)?;
+            init::setup_console(console, false)?;
         }
-        let prog = init::finish_process(process, preserve_fds)?;
-        Err(Error::Init(format!(
-            "exec {:?}: {}",
-            prog.path,
-            init::exec(&prog)
-        )))
+        let mut prog = init::finish_process(process, linux, preserve_fds)?;
+        init::send_notify_fd(chan, &mut prog)?;
+        Err(match init::exec(&prog) {
+            Error::Other(m) => Error::Init(m),
+            e => e,
+        })
     };
     match run() {
         Err(e) => e,

@@ -44,7 +44,10 @@ pub(crate) fn run(mut a: Args) -> ! {
     // SAFETY: closes this process's copy of berth's lock fd, which nothing
     // in the init uses; the parent keeps its own.
     unsafe { libc::close(a.lock_fd) };
-    let prog = match setup(&mut a) {
+    let prog = match setup(&mut a).and_then(|mut p| {
+        send_notify_fd(&mut a.chan, &mut p)?;
+        Ok(p)
+    }) {
         Ok(p) => p,
         Err(e) => {
             let _ = a.chan.send(&Msg::Error(e.to_string()));
@@ -69,6 +72,26 @@ pub(crate) struct Prog {
     pub(crate) path: CString,
     argv: Vec<CString>,
     envp: Vec<CString>,
+    /// The seccomp filter still to load right before execve.
+    seccomp: Option<crate::seccomp::Filter>,
+    /// The seccomp notify listener, for berth to pass to the agent.
+    notify_fd: Option<std::os::fd::OwnedFd>,
+}
+
+/// Hands the seccomp listener fd (if any) to berth over the socketpair and
+/// waits until berth has passed it to the agent.
+pub(crate) fn send_notify_fd(chan: &mut Channel, prog: &mut Prog) -> Result<()> {
+    let Some(fd) = prog.notify_fd.take() else {
+        return Ok(());
+    };
+    chan.send_fd(&Msg::Seccomp, &fd)
+        .map_err(|e| Error::Init(format!("send seccomp fd: {e}")))?;
+    drop(fd);
+    match chan.recv() {
+        Ok(Some(Msg::Go)) => Ok(()),
+        // SAFETY: berth reports the failure; just end.
+        _ => unsafe { libc::_exit(1) },
+    }
 }
 
 fn cstr(s: &str) -> Result<CString> {
@@ -168,7 +191,7 @@ fn setup(a: &mut Args) -> Result<Prog> {
         before_pivot()?;
     }
     if process.terminal().unwrap_or(false) {
-        setup_console(a.console.take())?;
+        setup_console(a.console.take(), true)?;
     }
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).ctx(|| format!("sethostname {h:?}"))?;
@@ -178,16 +201,7 @@ fn setup(a: &mut Args) -> Result<Prog> {
         let r = unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) };
         nix::errno::Errno::result(r).ctx(|| format!("setdomainname {d:?}"))?;
     }
-    if let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
-        for (k, v) in sysctl {
-            let p = PathBuf::from("/proc/sys").join(k.replace('.', "/"));
-            if k.contains("..") || k.contains('/') {
-                return Err(Error::invalid("linux.sysctl", format!("bad key {k:?}")));
-            }
-            std::fs::write(&p, v)
-                .map_err(|e| Error::invalid("linux.sysctl", format!("{k}={v}: {e}")))?;
-        }
-    }
+    crate::security::apply_sysctl(spec.linux().as_ref())?;
     // Masks and read-only paths last: sysctl writes go through /proc/sys.
     if a.ns.new_mount {
         mounts::mask_and_readonly(spec)?;
@@ -199,17 +213,24 @@ fn setup(a: &mut Args) -> Result<Prog> {
             remount_root_ro()?;
         }
     }
-    finish_process(process, a.preserve_fds)
+    finish_process(process, spec.linux().as_ref(), a.preserve_fds)
 }
 
 /// The last steps for the container's program, shared by `create` and
 /// `exec`: rlimits, the program looked up (a missing one fails the
-/// command), user and capabilities, umask, cwd, no_new_privs, and every fd
-/// above stdio and the preserved ones made close-on-exec.
+/// command), personality/ioPriority/scheduler, LSM exec labels, seccomp
+/// (see `seccomp.rs` for when it is loaded), user and capabilities, umask,
+/// cwd (checked to be inside the root), no_new_privs, and every fd above
+/// stdio and the preserved ones made close-on-exec.
 pub(crate) fn finish_process(
     process: &oci_spec::runtime::Process,
+    linux: Option<&oci_spec::runtime::Linux>,
     preserve_fds: u32,
 ) -> Result<Prog> {
+    let mut filter = match linux.and_then(|l| l.seccomp().as_ref()) {
+        Some(s) => Some(crate::seccomp::build(s)?),
+        None => None,
+    };
     for rl in process.rlimits().iter().flatten() {
         let res = rlimit_resource(rl.typ());
         // SAFETY: setrlimit reads the struct we pass by reference.
@@ -236,21 +257,48 @@ pub(crate) fn finish_process(
     let args = process.args().as_ref().expect("validated");
     let env: Vec<&str> = process.env().iter().flatten().map(String::as_str).collect();
     let path = lookup(&args[0], &env)?;
-    let prog = Prog {
+    let mut prog = Prog {
         path: cstr(&path.to_string_lossy())?,
         argv: args.iter().map(|s| cstr(s)).collect::<Result<_>>()?,
         envp: env.iter().map(|s| cstr(s)).collect::<Result<_>>()?,
+        seccomp: None,
+        notify_fd: None,
     };
 
+    crate::security::apply_process_attrs(process, linux)?;
+    crate::security::apply_exec_labels(process)?;
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    if !nnp {
+        // Without no_new_privs, loading needs CAP_SYS_ADMIN: load now.
+        if let Some(f) = filter.take() {
+            prog.notify_fd = f.load()?;
+        }
+    }
     set_user_and_caps(process)?;
     let umask = process.user().umask().unwrap_or(0o022);
     nix::sys::stat::umask(Mode::from_bits_truncate(umask));
     let cwd = process.cwd();
     nix::unistd::chdir(cwd).ctx(|| format!("process.cwd {}", cwd.display()))?;
-    if process.no_new_privileges().unwrap_or(false) {
+    // CVE-2024-21626: a cwd reached through a leaked fd lies outside the
+    // root, and getcwd(2) then fails (or says "(unreachable)").
+    match std::env::current_dir() {
+        Ok(p) if p.is_absolute() => {}
+        _ => {
+            return Err(Error::invalid(
+                "process.cwd",
+                format!("{}: outside the container's root", cwd.display()),
+            ))
+        }
+    }
+    if nnp {
         // SAFETY: prctl with integer arguments only.
         let r = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
         nix::errno::Errno::result(r).ctx(|| "no_new_privs".into())?;
+    }
+    match filter {
+        // The listener must reach berth before `create` returns.
+        Some(f) if f.notify => prog.notify_fd = f.load()?,
+        f => prog.seccomp = f,
     }
     cloexec_from(3 + preserve_fds);
     Ok(prog)
@@ -280,7 +328,7 @@ fn remount_root_ro() -> Result<()> {
 /// A pty for `process.terminal`: the master goes to the console socket
 /// (SCM_RIGHTS, as runc sends it), the slave becomes stdio and the
 /// controlling terminal, and is bound over /dev/console.
-pub(crate) fn setup_console(console: Option<UnixStream>) -> Result<()> {
+pub(crate) fn setup_console(console: Option<UnixStream>, bind_console: bool) -> Result<()> {
     use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
     let sock =
         console.ok_or_else(|| Error::Other("process.terminal needs --console-socket".into()))?;
@@ -297,22 +345,10 @@ pub(crate) fn setup_console(console: Option<UnixStream>) -> Result<()> {
         Mode::empty(),
     )
     .ctx(|| format!("open {name}"))?;
-    if let Ok(t) = crate::resolve::mkfile_in_root(
-        nix::fcntl::open(
-            "/",
-            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .ctx(|| "open /".into())?,
-        Path::new("/dev/console"),
-    ) {
-        let _ = nix::mount::mount(
-            Some(name.as_str()),
-            format!("/proc/self/fd/{}", t.as_raw_fd()).as_str(),
-            None::<&str>,
-            nix::mount::MsFlags::MS_BIND,
-            None::<&str>,
-        );
+    // The pty goes over /dev/console fd to fd (the init only; exec leaves
+    // it): a fresh file replaces whatever the image had (CVE-2025-52565).
+    if bind_console {
+        bind_dev_console(&slave)?;
     }
     let fds = [master.as_raw_fd()];
     let iov = [std::io::IoSlice::new(name.as_bytes())];
@@ -335,6 +371,21 @@ pub(crate) fn setup_console(console: Option<UnixStream>) -> Result<()> {
     // SAFETY: TIOCSCTTY takes an int argument; fd 0 is the pty slave.
     let r = unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) };
     nix::errno::Errno::result(r).ctx(|| "TIOCSCTTY".into())?;
+    Ok(())
+}
+
+fn bind_dev_console(slave: &impl AsRawFd) -> Result<()> {
+    // A fresh file replaces whatever the image had there (CVE-2025-52565).
+    let root = nix::fcntl::open(
+        "/",
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open /".into())?;
+    let target = crate::resolve::fresh_file_in_root(&root, Path::new("/dev/console"))
+        .ctx(|| "create /dev/console".into())?;
+    let tree = crate::newmount::clone_tree(slave.as_raw_fd(), c"", false)?;
+    crate::newmount::move_onto(&tree, &target)?;
     Ok(())
 }
 
@@ -496,17 +547,24 @@ fn wait_start_and_exec(
         }
         // The connection is close-on-exec: `start` reads EOF on success.
         let err = exec(prog);
-        let _ = write!(conn, "exec {:?}: {err}", prog.path);
+        let _ = write!(conn, "{err}");
         // SAFETY: see run().
         unsafe { libc::_exit(127) }
     }
 }
 
-/// execve(2)s the program; returns only on failure.
-pub(crate) fn exec(prog: &Prog) -> nix::errno::Errno {
+/// Loads a pending seccomp filter and execve(2)s the program; returns only
+/// on failure.
+pub(crate) fn exec(prog: &Prog) -> Error {
     let argv: Vec<&std::ffi::CStr> = prog.argv.iter().map(|c| c.as_c_str()).collect();
     let envp: Vec<&std::ffi::CStr> = prog.envp.iter().map(|c| c.as_c_str()).collect();
-    nix::unistd::execve(&prog.path, &argv, &envp).unwrap_err()
+    if let Some(f) = &prog.seccomp {
+        if let Err(e) = f.load() {
+            return e;
+        }
+    }
+    let e = nix::unistd::execve(&prog.path, &argv, &envp).unwrap_err();
+    Error::Other(format!("exec {:?}: {e}", prog.path))
 }
 
 /// Marks every fd above the stdio and the preserved ones close-on-exec.

@@ -138,13 +138,13 @@ pub fn prepare_rootfs(
     )
     .ctx(|| format!("open rootfs {}", ctx.rootfs.display()))?;
 
-    let mut dev_mounted = false;
+    let root_proc = std::fs::read_link(fdpath(&root))
+        .map_err(|e| Error::io("readlink", ctx.rootfs, e))?
+        .join("proc");
     for (i, m) in ctx.spec.mounts().iter().flatten().enumerate() {
-        mount_one(ctx, &root, m)
+        mount_one(ctx, &root, &root_proc, m)
             .map_err(|e| Error::Init(format!("mounts[{i}] {}: {e}", m.destination().display())))?;
-        dev_mounted |= m.destination() == Path::new("/dev");
     }
-    let _ = dev_mounted;
     create_devices(ctx, &root)?;
 
     if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref()) {
@@ -188,7 +188,8 @@ fn pivot(root: &OwnedFd) -> Result<()> {
     Ok(())
 }
 
-fn mount_one(ctx: &RootfsCtx, root: &OwnedFd, m: &Mount) -> Result<()> {
+/// `root_proc`: the resolved host path of the rootfs's `/proc`.
+fn mount_one(ctx: &RootfsCtx, root: &OwnedFd, root_proc: &Path, m: &Mount) -> Result<()> {
     let o = parse_options(m.options().as_deref().unwrap_or(&[]));
     let typ = m.typ().as_deref().unwrap_or("");
     let dest = m.destination();
@@ -214,6 +215,7 @@ fn mount_one(ctx: &RootfsCtx, root: &OwnedFd, m: &Mount) -> Result<()> {
         mkdir_all_in_root(root, dest)
     }
     .ctx(|| "resolve destination in rootfs".into())?;
+    check_proc_destination(root_proc, &target, typ)?;
     let data = o.data.join(",");
     let data = (!data.is_empty()).then_some(data.as_str());
     if bind {
@@ -251,6 +253,46 @@ fn mount_one(ctx: &RootfsCtx, root: &OwnedFd, m: &Mount) -> Result<()> {
         .ctx(|| "set propagation".into())?;
     }
     Ok(())
+}
+
+/// The procfs files a mount may cover (lxcfs-style overlays), as runc
+/// allows them; anything else under /proc is refused.
+const PROC_ALLOWED: &[&str] = &[
+    "cpuinfo",
+    "diskstats",
+    "meminfo",
+    "stat",
+    "swaps",
+    "uptime",
+    "loadavg",
+    "slabinfo",
+    "net/dev",
+    "sys/kernel/ns_last_pid",
+];
+
+/// Refuses a mount whose destination resolves into the container's /proc
+/// (after symlinks): /proc itself takes only a `proc` mount, and below it
+/// only [`PROC_ALLOWED`]. A mount over a procfs file would redirect what
+/// berth or the container writes there (CVE-2025-52881).
+fn check_proc_destination(root_proc: &Path, target: &OwnedFd, typ: &str) -> Result<()> {
+    let t = std::fs::read_link(fdpath(target)).map_err(|e| Error::io("readlink", "target", e))?;
+    let Ok(rel) = t.strip_prefix(root_proc) else {
+        return Ok(());
+    };
+    let rel = rel.to_string_lossy();
+    let ok = if rel.is_empty() {
+        typ == "proc"
+    } else {
+        PROC_ALLOWED.contains(&rel.as_ref())
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Other(format!(
+            "destination resolves to /proc/{rel}: only a proc mount on /proc and {} may be mounted there",
+            PROC_ALLOWED.join(", ")
+        )))
+    }
 }
 
 /// Remounts a bind mount with `flags`; in a user namespace the flags the
@@ -477,8 +519,10 @@ fn make_device(
     gid: Option<u32>,
 ) -> Result<()> {
     if ctx.in_userns {
-        // mknod(2) is not allowed in a user namespace: bind the host's node.
-        let t = mkfile_in_root(root, path).ctx(|| format!("create {}", path.display()))?;
+        // mknod(2) is not allowed in a user namespace: bind the host's node
+        // onto a fresh file (whatever the image had there is replaced).
+        let t = crate::resolve::fresh_file_in_root(root, path)
+            .ctx(|| format!("create {}", path.display()))?;
         return mount(
             Some(path),
             &fdpath(&t),
@@ -523,47 +567,77 @@ fn make_device(
     Ok(())
 }
 
-/// maskedPaths and readonlyPaths, after pivot_root (so every path resolves
-/// inside the container's root).
+/// maskedPaths and readonlyPaths, after pivot_root. Every target is
+/// resolved inside the root and opened without following a final symlink
+/// (a symlink there is refused); the mounts are made fd to fd
+/// (open_tree/fsmount + move_mount), so nothing is re-resolved by path.
+/// Files are masked with the container's /dev/null, which berth has just
+/// made, opened without following links and checked to be the null device
+/// (an image whose /dev/null links to a procfs file would otherwise
+/// expose that file where a mask was asked for: CVE-2025-31133).
 pub fn mask_and_readonly(spec: &Spec) -> Result<()> {
+    use crate::newmount as nm;
     let Some(linux) = spec.linux() else {
         return Ok(());
     };
-    for p in linux.readonly_paths().iter().flatten() {
-        match mount(
-            Some(p.as_str()),
-            p.as_str(),
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None::<&str>,
-        ) {
-            Err(nix::errno::Errno::ENOENT) => continue,
-            r => r.ctx(|| format!("readonlyPaths {p}"))?,
+    let root = nix::fcntl::open(
+        "/",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open /".into())?;
+    let dev_null = open_in_root(
+        &root,
+        Path::new("/dev/null"),
+        OFlag::O_PATH | OFlag::O_NOFOLLOW,
+    )
+    .ctx(|| "open /dev/null".into())?;
+    let st = nix::sys::stat::fstat(&dev_null).ctx(|| "fstat /dev/null".into())?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != makedev(1, 3) {
+        return Err(Error::Other(
+            "/dev/null in the container is not the null device".into(),
+        ));
+    }
+    // The target and its type, or None when it does not exist.
+    let target = |field: &str, p: &str| -> Result<Option<(OwnedFd, bool)>> {
+        let fd = match open_in_root(&root, Path::new(p), OFlag::O_PATH | OFlag::O_NOFOLLOW) {
+            Err(nix::errno::Errno::ENOENT) => return Ok(None),
+            r => r.ctx(|| format!("{field} {p}"))?,
+        };
+        let st = nix::sys::stat::fstat(&fd).ctx(|| format!("{field} {p}"))?;
+        match st.st_mode & libc::S_IFMT {
+            libc::S_IFLNK => Err(Error::invalid(field, format!("{p} is a symlink"))),
+            t => Ok(Some((fd, t == libc::S_IFDIR))),
         }
-        remount_bind(
-            Path::new(p),
-            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        )?;
+    };
+    for p in linux.readonly_paths().iter().flatten() {
+        let Some((fd, _)) = target("linux.readonlyPaths", p)? else {
+            continue;
+        };
+        let ro = || -> Result<()> {
+            let tree = nm::clone_tree(fd.as_raw_fd(), c"", true)?;
+            let attrs = nm::MOUNT_ATTR_RDONLY
+                | nm::MOUNT_ATTR_NOSUID
+                | nm::MOUNT_ATTR_NODEV
+                | nm::MOUNT_ATTR_NOEXEC;
+            nm::set_attr(&tree, attrs, true)?;
+            nm::move_onto(&tree, &fd)
+        };
+        ro().map_err(|e| Error::invalid("linux.readonlyPaths", format!("{p}: {e}")))?;
     }
     for p in linux.masked_paths().iter().flatten() {
-        let r = match std::fs::symlink_metadata(p) {
-            Err(_) => continue,
-            Ok(m) if m.is_dir() => mount(
-                Some("tmpfs"),
-                p.as_str(),
-                Some("tmpfs"),
-                MsFlags::MS_RDONLY,
-                None::<&str>,
-            ),
-            Ok(_) => mount(
-                Some("/dev/null"),
-                p.as_str(),
-                None::<&str>,
-                MsFlags::MS_BIND,
-                None::<&str>,
-            ),
+        let Some((fd, dir)) = target("linux.maskedPaths", p)? else {
+            continue;
         };
-        r.ctx(|| format!("maskedPaths {p}"))?;
+        let mask = || -> Result<()> {
+            let tree = if dir {
+                nm::empty_ro_tmpfs()?
+            } else {
+                nm::clone_tree(dev_null.as_raw_fd(), c"", false)?
+            };
+            nm::move_onto(&tree, &fd)
+        };
+        mask().map_err(|e| Error::invalid("linux.maskedPaths", format!("{p}: {e}")))?;
     }
     Ok(())
 }

@@ -177,9 +177,10 @@ pub fn features() -> Value {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,
             "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false},
-            "seccomp": {"enabled": false},
-            "apparmor": {"enabled": false},
-            "selinux": {"enabled": false},
+            "seccomp": crate::seccomp::features(),
+            // Labels are applied only where the host has the LSM enabled.
+            "apparmor": {"enabled": crate::security::apparmor_enabled()},
+            "selinux": {"enabled": crate::security::selinux_enabled()},
             "intelRdt": {"enabled": false},
             "mountExtensions": {"idmap": {"enabled": false}},
             "netDevices": {"enabled": false}

@@ -106,6 +106,20 @@ pub fn mkdir_all_in_root<Fd: AsFd>(root: Fd, path: &Path) -> nix::Result<OwnedFd
     Ok(cur)
 }
 
+/// The parent of `path` inside `root` (created if missing) as a real
+/// directory fd to create in, and the last component.
+fn parent_dir<Fd: AsFd>(root: Fd, path: &Path) -> nix::Result<(OwnedFd, std::ffi::OsString)> {
+    let parts = rel(path);
+    let (last, dir) = parts.split_last().ok_or(Errno::EINVAL)?;
+    let parent = mkdir_all_in_root(root, &join(dir))?;
+    let pdir = openat2(
+        &parent,
+        ".",
+        OpenHow::new().flags(OFlag::O_DIRECTORY | OFlag::O_CLOEXEC),
+    )?;
+    Ok((pdir, (*last).to_owned()))
+}
+
 /// Resolves `path` inside `root` as a file, creating an empty one (and its
 /// parents) if missing, and returns an O_PATH fd of it.
 pub fn mkfile_in_root<Fd: AsFd>(root: Fd, path: &Path) -> nix::Result<OwnedFd> {
@@ -115,18 +129,10 @@ pub fn mkfile_in_root<Fd: AsFd>(root: Fd, path: &Path) -> nix::Result<OwnedFd> {
         Err(Errno::ENOENT) => {}
         Err(e) => return Err(e),
     }
-    let parts = rel(path);
-    let (last, dir) = parts.split_last().ok_or(Errno::EINVAL)?;
-    let parent = mkdir_all_in_root(root, &join(dir))?;
-    // Reopen the parent as a real directory fd to create in it.
-    let pdir = openat2(
-        &parent,
-        ".",
-        OpenHow::new().flags(OFlag::O_DIRECTORY | OFlag::O_CLOEXEC),
-    )?;
+    let (pdir, last) = parent_dir(root, path)?;
     let f = nix::fcntl::openat(
         &pdir,
-        *last,
+        last.as_os_str(),
         OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
         Mode::from_bits_truncate(0o644),
     );
@@ -135,6 +141,39 @@ pub fn mkfile_in_root<Fd: AsFd>(root: Fd, path: &Path) -> nix::Result<OwnedFd> {
         Err(e) => return Err(e),
     }
     open_in_root(root, path, OFlag::O_PATH)
+}
+
+/// Resolves `path`'s parent inside `root` (creating it) and makes sure the
+/// last component is a fresh regular file: a symlink, device or fifo there
+/// is removed first, never followed. For mount targets the runtime
+/// itself fills (device binds, /dev/console): an image's `/dev/null ->
+/// /proc/sys/kernel/core_pattern` must not redirect them (CVE-2025-52565).
+pub fn fresh_file_in_root<Fd: AsFd>(root: Fd, path: &Path) -> nix::Result<OwnedFd> {
+    let (pdir, last) = parent_dir(root, path)?;
+    let last = last.as_os_str();
+    let nofollow = nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW;
+    match nix::sys::stat::fstatat(&pdir, last, nofollow) {
+        Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFREG => {}
+        Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => return Err(Errno::EISDIR),
+        Ok(_) => nix::unistd::unlinkat(&pdir, last, nix::unistd::UnlinkatFlags::NoRemoveDir)?,
+        Err(Errno::ENOENT) => {}
+        Err(e) => return Err(e),
+    }
+    match nix::fcntl::openat(
+        &pdir,
+        last,
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o644),
+    ) {
+        Ok(_) | Err(Errno::EEXIST) => {}
+        Err(e) => return Err(e),
+    }
+    nix::fcntl::openat(
+        &pdir,
+        last,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
 }
 
 #[cfg(test)]
@@ -167,6 +206,18 @@ mod tests {
         assert!(t.join("root/etc/f").is_file());
         mkdir_all_in_root(&root, Path::new("/../../a")).unwrap();
         assert!(t.join("root/a").is_dir());
+        // A symlink where a fresh file is wanted is replaced, not followed.
+        std::fs::write(t.join("outside/target"), "host").unwrap();
+        std::fs::create_dir_all(t.join("root/dev")).unwrap();
+        symlink(t.join("outside/target"), t.join("root/dev/console")).unwrap();
+        fresh_file_in_root(&root, Path::new("/dev/console")).unwrap();
+        assert!(std::fs::symlink_metadata(t.join("root/dev/console"))
+            .unwrap()
+            .is_file());
+        assert_eq!(
+            std::fs::read_to_string(t.join("outside/target")).unwrap(),
+            "host"
+        );
         std::fs::remove_dir_all(&t).unwrap();
     }
 }

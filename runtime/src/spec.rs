@@ -125,6 +125,44 @@ pub fn validate(spec: &Spec) -> std::result::Result<(), String> {
             }
         }
     }
+    for (k, _) in linux
+        .and_then(|l| l.sysctl().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        if k.is_empty() || k.contains('/') || k.split('.').any(|p| p.is_empty() || p == "..") {
+            return Err(format!("linux.sysctl: bad key {k:?}"));
+        }
+        // Only keys of a namespace the container has its own of: anything
+        // else would change the host (runc refuses them alike).
+        let ns = crate::security::sysctl_namespace(k).ok_or_else(|| {
+            format!("linux.sysctl: {k:?} is not namespaced; it would change the host")
+        })?;
+        let t = match ns {
+            "ipc" => LinuxNamespaceType::Ipc,
+            "network" => LinuxNamespaceType::Network,
+            _ => LinuxNamespaceType::Uts,
+        };
+        if !seen.contains(&t) {
+            return Err(format!(
+                "linux.sysctl: {k:?} needs the container's own {ns} namespace"
+            ));
+        }
+    }
+    if let Some(io) = process.io_priority() {
+        if !(0..=7).contains(&io.priority()) {
+            return Err(format!(
+                "process.ioPriority.priority {}: must be between 0 and 7",
+                io.priority()
+            ));
+        }
+    }
+    if let Some(sc) = linux.and_then(|l| l.seccomp().as_ref()) {
+        if sc.listener_metadata().is_some() && sc.listener_path().is_none() {
+            return Err("linux.seccomp.listenerMetadata: set without listenerPath".into());
+        }
+    }
+    crate::security::check_lsm(Some(process), linux).map_err(|e| e.to_string())?;
     if user_path && new_pid {
         return Err("linux.namespaces: joining a user namespace by path together with a new pid namespace is not supported".into());
     }

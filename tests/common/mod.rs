@@ -57,7 +57,7 @@ pub fn images() -> PathBuf {
     let dir = fixtures_dir().join("images");
     let rootfs = busybox_rootfs();
     ONCE.call_once(|| {
-        if !dir.join("multiarch/index.json").exists() {
+        if !dir.join("hostile/index.json").exists() {
             let script = repo().join("rootfs-fixtures/make-images.py");
             let st = Command::new("python3")
                 .arg(script)

@@ -1,0 +1,121 @@
+//! The fd-based mount API (open_tree, move_mount, fsopen/fsmount,
+//! mount_setattr; Linux 5.2+, mount_setattr 5.12+): mounts made from one fd
+//! onto another, with no path resolved by the kernel at mount time.
+
+use crate::error::{Result, SysCtx};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// `struct mount_attr` of mount_setattr(2).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+pub(crate) const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub(crate) const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub(crate) const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub(crate) const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+
+fn owned(r: libc::c_long, what: &str) -> Result<OwnedFd> {
+    let fd = nix::errno::Errno::result(r).ctx(|| what.into())?;
+    // SAFETY: the syscall returned a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// A detached copy (bind) of the mount at `path` relative to `dirfd`
+/// (`""` for the fd itself); with `recursive`, its submounts too.
+pub(crate) fn clone_tree(dirfd: i32, path: &std::ffi::CStr, recursive: bool) -> Result<OwnedFd> {
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    if path.is_empty() {
+        flags |= libc::AT_EMPTY_PATH as libc::c_uint;
+    }
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
+    // SAFETY: open_tree(dirfd, path, flags) with a NUL-terminated path.
+    let r = unsafe { libc::syscall(libc::SYS_open_tree, dirfd, path.as_ptr(), flags) };
+    owned(r, "open_tree")
+}
+
+/// Sets mount attributes (MOUNT_ATTR_*) on the mount `fd` refers to.
+pub(crate) fn set_attr(fd: &OwnedFd, set: u64, recursive: bool) -> Result<()> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
+    // SAFETY: mount_setattr(fd, "", flags, &attr, sizeof attr); attr
+    // outlives the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    nix::errno::Errno::result(r).ctx(|| "mount_setattr".into())?;
+    Ok(())
+}
+
+/// Attaches the detached mount `tree` on top of what `target` refers to.
+pub(crate) fn move_onto(tree: &OwnedFd, target: &OwnedFd) -> Result<()> {
+    const F_EMPTY: libc::c_uint = 0x4; // MOVE_MOUNT_F_EMPTY_PATH
+    const T_EMPTY: libc::c_uint = 0x40; // MOVE_MOUNT_T_EMPTY_PATH
+                                        // SAFETY: move_mount(from_fd, "", to_fd, "", flags); both fds are ours.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            F_EMPTY | T_EMPTY,
+        )
+    };
+    nix::errno::Errno::result(r).ctx(|| "move_mount".into())?;
+    Ok(())
+}
+
+/// A new, detached, read-only empty tmpfs.
+pub(crate) fn empty_ro_tmpfs() -> Result<OwnedFd> {
+    // SAFETY: fsopen("tmpfs", FSOPEN_CLOEXEC).
+    let fs = owned(
+        unsafe { libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), 1) },
+        "fsopen tmpfs",
+    )?;
+    // SAFETY: fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            6,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    };
+    nix::errno::Errno::result(r).ctx(|| "fsconfig tmpfs".into())?;
+    // SAFETY: fsmount(fs, FSMOUNT_CLOEXEC, attrs).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            fs.as_raw_fd(),
+            1,
+            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+        )
+    };
+    owned(r, "fsmount tmpfs")
+}

@@ -1,0 +1,267 @@
+//! `linux.seccomp` (config-linux.md "Seccomp") compiled with libseccomp.
+//!
+//! The filter is built in the container's process before anything else
+//! changes (a bad profile fails `create`/`exec` with the field named) and
+//! loaded as late as the kernel allows:
+//! - with `noNewPrivileges`, right before execve(2), after `start`;
+//! - without it, before the capabilities are dropped (seccomp(2) needs
+//!   CAP_SYS_ADMIN when no_new_privs is not set);
+//! - with an `SCMP_ACT_NOTIFY` rule, before `create` returns: the listener
+//!   fd goes to berth over the socketpair and on to `listenerPath`.
+
+use crate::error::{Error, Result};
+use libseccomp::{
+    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
+};
+use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSeccompOperator};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::str::FromStr;
+
+const FIELD: &str = "linux.seccomp";
+
+/// A compiled filter, not yet loaded.
+pub(crate) struct Filter {
+    ctx: ScmpFilterContext,
+    /// Some rule (or the default) notifies a listener.
+    pub(crate) notify: bool,
+}
+
+fn action(a: LinuxSeccompAction, errno_ret: Option<u32>) -> ScmpAction {
+    use LinuxSeccompAction::*;
+    // errnoRet defaults to EPERM (config-linux.md "syscalls[].errnoRet").
+    let errno = errno_ret.map_or(libc::EPERM, |e| e as i32);
+    match a {
+        ScmpActKill | ScmpActKillThread => ScmpAction::KillThread,
+        ScmpActKillProcess => ScmpAction::KillProcess,
+        ScmpActTrap => ScmpAction::Trap,
+        ScmpActErrno => ScmpAction::Errno(errno),
+        ScmpActNotify => ScmpAction::Notify,
+        ScmpActTrace => ScmpAction::Trace(errno as u16),
+        ScmpActLog => ScmpAction::Log,
+        ScmpActAllow => ScmpAction::Allow,
+    }
+}
+
+fn op(o: LinuxSeccompOperator, value: u64, value_two: Option<u64>) -> (ScmpCompareOp, u64) {
+    use LinuxSeccompOperator::*;
+    match o {
+        ScmpCmpNe => (ScmpCompareOp::NotEqual, value),
+        ScmpCmpLt => (ScmpCompareOp::Less, value),
+        ScmpCmpLe => (ScmpCompareOp::LessOrEqual, value),
+        ScmpCmpEq => (ScmpCompareOp::Equal, value),
+        ScmpCmpGe => (ScmpCompareOp::GreaterEqual, value),
+        ScmpCmpGt => (ScmpCompareOp::Greater, value),
+        // (arg & value) == valueTwo
+        ScmpCmpMaskedEq => (ScmpCompareOp::MaskedEqual(value), value_two.unwrap_or(0)),
+    }
+}
+
+/// The name a config uses for `v` (its serde spelling).
+fn name_of<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn err(what: impl std::fmt::Display, e: impl std::fmt::Display) -> Error {
+    Error::invalid(FIELD, format!("{what}: {e}"))
+}
+
+/// Compiles `s`. Syscall names this libseccomp does not know are skipped
+/// (profiles list syscalls of newer kernels; runc does the same).
+pub(crate) fn build(s: &LinuxSeccomp) -> Result<Filter> {
+    let default = action(s.default_action(), s.default_errno_ret());
+    let mut notify = s.default_action() == LinuxSeccompAction::ScmpActNotify;
+    let mut ctx = ScmpFilterContext::new(default).map_err(|e| err("defaultAction", e))?;
+    // berth sets no_new_privs itself, from process.noNewPrivileges.
+    ctx.set_ctl_nnp(false).map_err(|e| err("no_new_privs", e))?;
+    for a in s.architectures().iter().flatten() {
+        let n = name_of(a);
+        let arch = ScmpArch::from_str(&n).map_err(|e| err(format!("architecture {n}"), e))?;
+        ctx.add_arch(arch)
+            .map_err(|e| err(format!("architecture {n}"), e))?;
+    }
+    for f in s.flags().iter().flatten() {
+        let n = name_of(f);
+        let r = match n.as_str() {
+            "SECCOMP_FILTER_FLAG_TSYNC" => ctx.set_ctl_tsync(true).map(|_| ()),
+            "SECCOMP_FILTER_FLAG_LOG" => ctx.set_ctl_log(true).map(|_| ()),
+            "SECCOMP_FILTER_FLAG_SPEC_ALLOW" => ctx.set_ctl_ssb(true).map(|_| ()),
+            "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" => ctx.set_ctl_waitkill(true).map(|_| ()),
+            _ => return Err(err("flags", format!("unknown flag {n}"))),
+        };
+        r.map_err(|e| err(format!("flag {n}"), e))?;
+    }
+    for (i, sc) in s.syscalls().iter().flatten().enumerate() {
+        let act = action(sc.action(), sc.errno_ret());
+        // libseccomp refuses a rule whose action is the default one.
+        if act == default {
+            continue;
+        }
+        notify |= sc.action() == LinuxSeccompAction::ScmpActNotify;
+        let args: Vec<ScmpArgCompare> = sc
+            .args()
+            .iter()
+            .flatten()
+            .map(|a| {
+                let (o, datum) = op(a.op(), a.value(), a.value_two());
+                ScmpArgCompare::new(a.index() as u32, o, datum)
+            })
+            .collect();
+        if let Some(a) = sc.args().iter().flatten().find(|a| a.index() > 5) {
+            return Err(err(
+                format!("syscalls[{i}]"),
+                format!("argument index {} (0-5)", a.index()),
+            ));
+        }
+        // Comparisons on distinct arguments are ANDed in one rule; several
+        // on the same argument mean any of them (one rule each), as in the
+        // Docker and runc profiles.
+        let mut idx: Vec<u32> = sc
+            .args()
+            .iter()
+            .flatten()
+            .map(|a| a.index() as u32)
+            .collect();
+        idx.sort_unstable();
+        let repeated = idx.windows(2).any(|w| w[0] == w[1]);
+        for name in sc.names() {
+            let Ok(nr) = ScmpSyscall::from_name(name) else {
+                continue;
+            };
+            let r = if args.is_empty() {
+                ctx.add_rule(act, nr)
+            } else if repeated {
+                args.iter()
+                    .try_for_each(|c| ctx.add_rule_conditional(act, nr, &[*c]).map(|_| ()))
+                    .map(|_| &mut ctx)
+            } else {
+                ctx.add_rule_conditional(act, nr, &args)
+            };
+            r.map_err(|e| err(format!("syscalls[{i}] {name}"), e))?;
+        }
+    }
+    if notify && s.listener_path().is_none() {
+        return Err(err("listenerPath", "SCMP_ACT_NOTIFY needs a listenerPath"));
+    }
+    Ok(Filter { ctx, notify })
+}
+
+impl Filter {
+    /// Loads the filter into this process; returns the notify listener fd
+    /// when the filter has one.
+    pub(crate) fn load(&self) -> Result<Option<OwnedFd>> {
+        self.ctx
+            .load()
+            .map_err(|e| Error::Other(format!("load seccomp filter: {e}")))?;
+        if !self.notify {
+            return Ok(None);
+        }
+        let fd = self
+            .ctx
+            .get_notify_fd()
+            .map_err(|e| Error::Other(format!("seccomp notify fd: {e}")))?;
+        // SAFETY: libseccomp hands over the listener fd it just created;
+        // nothing else owns it.
+        Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+}
+
+/// Sends the container process state (config-linux.md "The Container
+/// Process State") with the listener fd to the seccomp agent at `path`.
+pub(crate) fn send_to_listener(
+    s: &LinuxSeccomp,
+    pid: i32,
+    state: serde_json::Value,
+    fd: &OwnedFd,
+) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let path = s.listener_path().as_ref().expect("checked in build");
+    let conn = std::os::unix::net::UnixStream::connect(path)
+        .map_err(|e| Error::io("seccomp listenerPath: cannot connect to", path, e))?;
+    let mut doc = serde_json::json!({
+        "ociVersion": state["ociVersion"].clone(),
+        "fds": ["seccompFd"],
+        "pid": pid,
+        "state": state,
+    });
+    if let Some(m) = s.listener_metadata() {
+        doc["metadata"] = m.clone().into();
+    }
+    let body = doc.to_string();
+    let fds = [fd.as_raw_fd()];
+    nix::sys::socket::sendmsg::<()>(
+        conn.as_raw_fd(),
+        &[std::io::IoSlice::new(body.as_bytes())],
+        &[nix::sys::socket::ControlMessage::ScmRights(&fds)],
+        nix::sys::socket::MsgFlags::empty(),
+        None,
+    )
+    .map_err(|e| Error::sys(format!("send seccomp fd to {}", path.display()), e))?;
+    Ok(())
+}
+
+/// What `features` reports (features-linux.md "Seccomp").
+pub(crate) fn features() -> serde_json::Value {
+    let v = libseccomp::ScmpVersion::current().ok();
+    let waitkill = v.is_some_and(|v| (v.major, v.minor) >= (2, 6));
+    let mut flags = vec![
+        "SECCOMP_FILTER_FLAG_TSYNC",
+        "SECCOMP_FILTER_FLAG_LOG",
+        "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+    ];
+    if waitkill {
+        flags.push("SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV");
+    }
+    serde_json::json!({
+        "enabled": true,
+        "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
+            "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],
+        "operators": ["SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
+            "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"],
+        "archs": ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM", "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64",
+            "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL", "SCMP_ARCH_MIPSEL64", "SCMP_ARCH_MIPSEL64N32",
+            "SCMP_ARCH_PPC", "SCMP_ARCH_PPC64", "SCMP_ARCH_PPC64LE", "SCMP_ARCH_RISCV64",
+            "SCMP_ARCH_S390", "SCMP_ARCH_S390X", "SCMP_ARCH_X32", "SCMP_ARCH_X86", "SCMP_ARCH_X86_64"],
+        "knownFlags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG",
+            "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+        "supportedFlags": flags,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(j: &str) -> LinuxSeccomp {
+        serde_json::from_str(j).unwrap()
+    }
+
+    #[test]
+    fn compiles_profiles_and_names_bad_input() {
+        let f = build(&parse(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86"],
+            "syscalls":[{"names":["mkdir","no_such_syscall"],"action":"SCMP_ACT_ERRNO","errnoRet":1},
+            {"names":["personality"],"action":"SCMP_ACT_ERRNO","args":[
+              {"index":0,"value":0,"op":"SCMP_CMP_EQ"},{"index":0,"value":8,"op":"SCMP_CMP_EQ"}]},
+            {"names":["getpid"],"action":"SCMP_ACT_ALLOW"}]}"#,
+        ))
+        .unwrap();
+        assert!(!f.notify);
+        let e = build(&parse(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+        ))
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains("listenerPath"), "{e}");
+        let e = build(&parse(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_ERRNO","args":[{"index":7,"value":0,"op":"SCMP_CMP_EQ"}]}]}"#,
+        ))
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains("syscalls[0]") && e.contains("index 7"), "{e}");
+    }
+}
