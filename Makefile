@@ -5,6 +5,8 @@ CARGO ?= cargo
 VM := ../shared/vm/run-in-vm.sh
 APT_PKGS := busybox-static libseccomp-dev qemu-system-x86 iproute2 python3 zstd umoci runc containerd podman
 FIXTURES := target/fixtures
+# .cargo/config.toml builds for an explicit target (static linking).
+OUT := target/x86_64-unknown-linux-gnu
 DEMO := target/demo
 
 .PHONY: all deps build release fixtures run test test-host test-vm soak bench lint clean
@@ -42,7 +44,7 @@ run: release fixtures
 	rm -rf $(DEMO) && mkdir -p $(DEMO)/bundle
 	cp -a $(FIXTURES)/busybox $(DEMO)/bundle/rootfs
 	cp rootfs-fixtures/demo-config.json $(DEMO)/bundle/config.json
-	./target/release/berth --root $(DEMO)/state run -b $(DEMO)/bundle berth-demo
+	./$(OUT)/release/berth --root $(DEMO)/state run -b $(DEMO)/bundle berth-demo
 
 test: test-host test-vm
 
@@ -83,16 +85,20 @@ soak: build fixtures
 
 # berth, crun and runc side by side (tests/bench/bench.py), interleaved, in
 # a private mount namespace where /sys/fs/cgroup is a cgroup2 view (crun
-# refuses hybrid hosts). Results: target/bench.json and a table; see
+# refuses hybrid hosts); then the image unpack benchmark
+# (tests/bench/image_bench.py: a debootstrap-built Debian image, cached in
+# target/bench/image, against umoci and tar -xzf). Results:
+# target/bench.json, target/bench-image.json and tables; see
 # docs/benchmarks.md. BENCH_N sets the iterations (default 200).
 bench: release fixtures
-	@for p in runc crun; do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || \
-	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc crun; break; }; done
-	mkdir -p target/bench
+	@for p in runc crun debootstrap; do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc crun debootstrap; break; }; done
+	mkdir -p target/bench/image
 	gcc -O2 -o target/bench/floor tests/bench/floor.c
 	gcc -O2 -o target/bench/rss tests/bench/rss.c
-	unshare -m --propagation private python3 tests/bench/bench.py target/release/berth \
+	unshare -m --propagation private python3 tests/bench/bench.py $(OUT)/release/berth \
 	    $(FIXTURES)/busybox target/bench/floor target/bench/rss target/bench.json
+	python3 tests/bench/image_bench.py $(OUT)/release/berth target/bench/image target/bench-image.json
 
 lint:
 	$(CARGO) fmt --all -- --check

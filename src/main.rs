@@ -1,6 +1,15 @@
 //! `berth`: the command line. Parses runc-compatible arguments with clap and
 //! calls into the `berth-runtime` (and later `berth-image`) crates.
 
+// berth starts as a process on every call (and twice for create, run and
+// exec, see `exe.rs`): it provides the C `main` itself and skips Rust's
+// runtime set-up (reading /proc/self/maps for the stack guard, the
+// stack-overflow signal handlers), doing only the two parts it relies on
+// in `startup`.
+#![cfg_attr(not(test), no_main)]
+// (The unit-test build has the harness's main, so nothing calls ours.)
+#![cfg_attr(test, allow(dead_code))]
+
 use anyhow::{Context, Result};
 use berth_runtime::container::{CreateOpts, Runtime};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -353,7 +362,42 @@ impl CreateArgs {
     }
 }
 
-fn main() {
+/// The process entry point (glibc calls it; std::env::args still works, as
+/// std captures argv from glibc's init_array).
+#[cfg(not(test))]
+#[no_mangle]
+pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    startup();
+    berth_main()
+}
+
+/// What berth keeps of std's runtime set-up: fds 0-2 are opened on
+/// /dev/null if closed (so no file berth opens can land on them and be
+/// printed into), and SIGPIPE is ignored (a hook that exits without
+/// reading its state, or a closed pipe, is an error, not a kill).
+fn startup() {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    // SAFETY: poll on a local array of three pollfds.
+    if unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) } > 0 {
+        for p in fds.iter().filter(|p| p.revents & libc::POLLNVAL != 0) {
+            // SAFETY: opens /dev/null (a NUL-terminated literal); the
+            // lowest free fd is the closed stdio fd being filled.
+            let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+            if fd != p.fd {
+                // SAFETY: exit without unwinding; nothing has started.
+                unsafe { libc::_exit(1) };
+            }
+        }
+    }
+    // SAFETY: sets SIGPIPE's disposition to ignore; no handler runs.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
+
+fn berth_main() -> ! {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version

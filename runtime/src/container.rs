@@ -92,12 +92,19 @@ impl Runtime {
     /// `create`: sets the container up and leaves its init waiting for
     /// `start`. Returns the init's pid. On failure nothing is left behind.
     pub fn create(&self, o: &CreateOpts) -> Result<i32> {
-        self.create_with_console(o).map(|(pid, _)| pid)
+        self.create_with_console(o, false).map(|(rec, ..)| rec.pid)
     }
 
     /// `create`, also returning the pty master when berth relays the
     /// terminal itself (`run` in the foreground without --console-socket).
-    fn create_with_console(&self, o: &CreateOpts) -> Result<(i32, Option<OwnedFd>)> {
+    /// With `immediate` (`run`), the init gets no start socket: it waits
+    /// for `Go` on the socketpair, returned here for `run` to send it.
+    #[allow(clippy::type_complexity)]
+    fn create_with_console(
+        &self,
+        o: &CreateOpts,
+        immediate: bool,
+    ) -> Result<(Record, Option<OwnedFd>, Option<channel::Channel>)> {
         state::validate_id(&o.id)?;
         let mut bundle = spec::load_bundle(&o.bundle)?;
         // Socket activation (sd_listen_fds): runc passes LISTEN_FDS fds on
@@ -192,12 +199,20 @@ impl Runtime {
             hooks: bundle.spec.hooks().clone(),
             ..Default::default()
         };
-        let res = self
-            .store
-            .save(&rec)
-            .and_then(|_| self.spawn(o, &bundle, &ns, &cgroup, console, &rec, lock.as_raw_fd()));
+        let res = self.store.save(&rec).and_then(|_| {
+            self.spawn(
+                o,
+                &bundle,
+                &ns,
+                &cgroup,
+                console,
+                &rec,
+                lock.as_raw_fd(),
+                immediate,
+            )
+        });
         match res {
-            Ok((pid, start)) => {
+            Ok((pid, start, chan)) => {
                 rec.pid = pid;
                 rec.pid_start = start;
                 let saved = self.store.save(&rec).and_then(|_| match &o.pid_file {
@@ -209,7 +224,7 @@ impl Runtime {
                     (_, r) => r.map(|_| None),
                 };
                 match master {
-                    Ok(m) => Ok((pid, m)),
+                    Ok(m) => Ok((rec, m, chan)),
                     Err(e) => {
                         kill_and_reap(pid, o.foreground);
                         self.cleanup(&rec);
@@ -237,7 +252,8 @@ impl Runtime {
         console: Option<UnixStream>,
         rec: &Record,
         lock: std::os::fd::RawFd,
-    ) -> Result<(i32, u64)> {
+        immediate: bool,
+    ) -> Result<(i32, u64, Option<channel::Channel>)> {
         let dir = &self.store.dir(&rec.id);
         let res = bundle
             .spec
@@ -246,9 +262,15 @@ impl Runtime {
             .and_then(|l| l.resources().as_ref());
         let devices = crate::devices::rules(bundle.spec.linux().as_ref())?;
         cgroup.create(res, devices.as_deref())?;
-        let dirfd = std::fs::File::open(dir).map_err(|e| Error::io("cannot open", dir, e))?;
-        let listener = UnixListener::bind(short_path(&dirfd, START_SOCK))
-            .map_err(|e| Error::io("cannot listen on", dir.join(START_SOCK), e))?;
+        let listener = if immediate {
+            None
+        } else {
+            let dirfd = std::fs::File::open(dir).map_err(|e| Error::io("cannot open", dir, e))?;
+            Some(
+                UnixListener::bind(short_path(&dirfd, START_SOCK))
+                    .map_err(|e| Error::io("cannot listen on", dir.join(START_SOCK), e))?,
+            )
+        };
         let cg_fd = cgroup.clone_into_fd()?;
         if let Some(p) = &ns.join_pid {
             let f = std::fs::File::open(p).map_err(|e| Error::io("open namespace", p, e))?;
@@ -361,7 +383,7 @@ impl Runtime {
             return Err(e);
         }
         let start = state::proc_stat(pid).map(|s| s.1).unwrap_or(0);
-        Ok((pid, start))
+        Ok((pid, start, immediate.then_some(parent)))
     }
 
     /// Removes what a create set up (idempotent).
@@ -381,6 +403,14 @@ impl Runtime {
             }
             Status::Running | Status::Paused => return Err(Error::AlreadyRunning),
         }
+        self.release(&rec)
+    }
+
+    /// Connects to a created container's start socket and has its init
+    /// exec the program, then runs the poststart hooks. `run` calls it
+    /// with the record it just made (no reload, no status probe).
+    fn release(&self, rec: &Record) -> Result<()> {
+        let id = &rec.id;
         let dir = self.store.dir(id);
         let dirfd = std::fs::File::open(&dir).map_err(|e| Error::io("cannot open", &dir, e))?;
         let mut conn = UnixStream::connect(short_path(&dirfd, START_SOCK))
@@ -394,12 +424,29 @@ impl Runtime {
         if !msg.is_empty() {
             return Err(Error::Init(msg));
         }
+        self.poststart(rec)
+    }
+
+    /// `run`'s start: the init created without a start socket waits for
+    /// `Go` on the socketpair; EOF (close-on-exec) means the exec worked.
+    fn release_now(&self, rec: &Record, mut chan: channel::Channel) -> Result<()> {
+        chan.send(&Msg::Go)
+            .map_err(|e| Error::Init(format!("cannot start: {e}")))?;
+        match chan.recv() {
+            Ok(None) => {}
+            Ok(Some(Msg::Error(m))) => return Err(Error::Init(m)),
+            _ => return Err(Error::Init("exited before exec".into())),
+        }
+        self.poststart(rec)
+    }
+
+    fn poststart(&self, rec: &Record) -> Result<()> {
         // poststart: a failure stops the container (runtime.md step 9).
         let poststart = rec.hooks.as_ref().and_then(|h| h.poststart().as_ref());
         if let Err(e) = crate::hooks::run_all("poststart", poststart, || {
-            state::state_doc(&rec, Status::Running).to_string()
+            state::state_doc(rec, Status::Running).to_string()
         }) {
-            stop(&rec);
+            stop(rec);
             return Err(e);
         }
         Ok(())
@@ -487,9 +534,11 @@ impl Runtime {
     /// forwards signals to it, deletes it and returns its exit status
     /// (128+N for a signal).
     pub fn run(&self, o: &CreateOpts, keep: bool) -> Result<i32> {
-        let (pid, master) = self.create_with_console(o)?;
+        let (rec, master, chan) = self.create_with_console(o, true)?;
+        let chan = chan.expect("immediate create returns the channel");
+        let pid = rec.pid;
         if !o.foreground {
-            if let Err(e) = self.start(&o.id) {
+            if let Err(e) = self.release_now(&rec, chan) {
                 let _ = self.delete(&o.id, true);
                 return Err(e);
             }
@@ -501,7 +550,7 @@ impl Runtime {
             Some(&set),
             None,
         );
-        if let Err(e) = self.start(&o.id) {
+        if let Err(e) = self.release_now(&rec, chan) {
             let _ = self.delete(&o.id, true);
             return Err(e);
         }

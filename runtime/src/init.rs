@@ -25,7 +25,9 @@ pub(crate) struct Args<'a> {
     pub ns: &'a Plan,
     pub cgroup: &'a Cgroup,
     pub chan: Channel,
-    pub listener: UnixListener,
+    /// The start socket; `None` for `run`, whose init waits for `Go` on
+    /// the socketpair instead.
+    pub listener: Option<UnixListener>,
     pub console: Option<UnixStream>,
     pub no_pivot: bool,
     /// Keep berth's session keyring instead of joining a new one.
@@ -57,14 +59,42 @@ pub(crate) fn run(mut a: Args) -> ! {
         }
     };
     let _ = a.chan.send(&Msg::Ready);
-    drop(a.chan);
     let hooks = a
         .bundle
         .spec
         .hooks()
         .as_ref()
         .and_then(|h| h.start_container().as_ref());
-    wait_start_and_exec(&a.listener, &prog, hooks, &a.state)
+    match &a.listener {
+        Some(l) => {
+            drop(a.chan);
+            wait_start_and_exec(l, &prog, hooks, &a.state)
+        }
+        None => wait_go_and_exec(a.chan, &prog, hooks, &a.state),
+    }
+}
+
+/// `run`: waits for `Go` on the socketpair (which is close-on-exec, so
+/// berth reads EOF once the exec worked), runs the startContainer hooks
+/// and execs; a failure goes back as `Error`.
+fn wait_go_and_exec(
+    mut chan: Channel,
+    prog: &Prog,
+    hooks: Option<&Vec<oci_spec::runtime::Hook>>,
+    state: &Option<serde_json::Value>,
+) -> ! {
+    if !matches!(chan.recv(), Ok(Some(Msg::Go))) {
+        // SAFETY: berth went away; end without running its handlers.
+        unsafe { libc::_exit(1) }
+    }
+    let err = match crate::hooks::run_all("startContainer", hooks, || hook_state(state, "created"))
+    {
+        Err(e) => e,
+        Ok(()) => exec(prog),
+    };
+    let _ = chan.send(&Msg::Error(err.to_string()));
+    // SAFETY: as above.
+    unsafe { libc::_exit(127) }
 }
 
 /// What to exec once started.
@@ -472,11 +502,16 @@ fn set_user_and_caps(process: &oci_spec::runtime::Process) -> Result<()> {
     };
     let ce = |e: caps::errors::CapsError| Error::Other(format!("capabilities: {e}"));
     if let Some((bounding, ..)) = &sets {
+        // Dropping a capability the set lacks already is a no-op: one
+        // prctl per capability, and a read only if it failed (a capability
+        // this kernel does not know is not in the set).
         for cap in caps::all() {
-            if !bounding.contains(&cap)
-                && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false)
-            {
-                caps::drop(None, CapSet::Bounding, cap).map_err(ce)?;
+            if !bounding.contains(&cap) {
+                if let Err(e) = caps::drop(None, CapSet::Bounding, cap) {
+                    if caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) {
+                        return Err(ce(e));
+                    }
+                }
             }
         }
     }

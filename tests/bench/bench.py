@@ -13,8 +13,12 @@ import ctypes, json, os, statistics, subprocess, sys, tempfile, time
 
 berth, rootfs, floor, rss_tool, out_path = [os.path.abspath(a) for a in sys.argv[1:6]]
 N = int(os.environ.get("BENCH_N", "200"))
-RT = {"berth": berth, "crun": "/usr/bin/crun", "runc": "/usr/sbin/runc"}
+RT = {"berth": berth, "crun": "/usr/bin/crun", "runc": "/usr/sbin/runc", "berth-unprotected": berth}
 ORDER = ["berth", "crun", "runc"]
+# berth without its CVE-2019-5736 re-exec from a read-only view of its
+# binary (docs/security.md), to report what that defence costs.
+NOEXE = "berth-unprotected"
+ENV = {NOEXE: dict(os.environ, BERTH_UNSAFE_EXE="1")}
 DEVNULL = subprocess.DEVNULL
 
 # Orphaned container inits become our children, so exits are waited for
@@ -79,11 +83,11 @@ def lifecycle(name, root, bundle, i):
     rt, cid = RT[name], f"bench-{name}-{i}"
     pidf = os.path.join(root, f"{cid}.pid")
     t = time.perf_counter()
-    _, _ = run([rss_tool, rt, "--root", root, "create", "--bundle", bundle, "--pid-file", pidf, cid])
+    _, _ = run([rss_tool, rt, "--root", root, "create", "--bundle", bundle, "--pid-file", pidf, cid], env=ENV.get(name))
     ERR.seek(0)
     rss = int(ERR.read().decode().strip().splitlines()[-1].split()[1])
     pid = int(open(pidf).read())
-    run([rt, "--root", root, "start", cid])
+    run([rt, "--root", root, "start", cid], env=ENV.get(name))
     reap(pid)
     run([rt, "--root", root, "delete", cid])
     return time.perf_counter() - t, rss
@@ -98,7 +102,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="berth-bench-")
     true_b = make_bundle(tmp, ["/bin/true"])
     sleep_b = make_bundle(tmp, ["/bin/sleep", "1000"])
-    roots = {n: os.path.join(tmp, "root-" + n) for n in ORDER}
+    roots = {n: os.path.join(tmp, "root-" + n) for n in ORDER + [NOEXE]}
     for r in roots.values():
         os.makedirs(r)
     res = {"n": N, "cgroups": view, "versions": {}}
@@ -108,12 +112,12 @@ def main():
     for i in range(10):
         for n in ORDER:
             lifecycle(n, roots[n], true_b, f"w{i}")
-    lc = {n: [] for n in ORDER}
-    rss = {n: [] for n in ORDER}
+    lc = {n: [] for n in ORDER + [NOEXE]}
+    rss = {n: [] for n in ORDER + [NOEXE]}
     runs = {n: [] for n in ORDER}
     fl = []
     for i in range(N):
-        for n in ORDER:
+        for n in ORDER + [NOEXE]:
             dt, r = lifecycle(n, roots[n], true_b, i)
             lc[n].append(dt)
             rss[n].append(r)
@@ -121,12 +125,13 @@ def main():
             runs[n].append(run([RT[n], "--root", roots[n], "run", "--bundle", true_b, f"run-{n}-{i}"])[0])
         fl.append(run([floor, rootfs])[0])
     # exec into a running container.
-    ex = {n: [] for n in ORDER}
+    ex = {n: [] for n in ORDER + [NOEXE]}
     for n in ORDER:
         run([RT[n], "--root", roots[n], "run", "-d", "--bundle", sleep_b, f"ex-{n}"])
     for i in range(N):
         for n in ORDER:
             ex[n].append(run([RT[n], "--root", roots[n], "exec", f"ex-{n}", "/bin/true"])[0])
+        ex[NOEXE].append(run([berth, "--root", roots["berth"], "exec", "ex-berth", "/bin/true"], env=ENV[NOEXE])[0])
     for n in ORDER:
         run([RT[n], "--root", roots[n], "delete", "--force", f"ex-{n}"])
     # Scale: k containers created and started at once.
@@ -151,6 +156,11 @@ def main():
         except ChildProcessError:
             break
     res["lifecycle_ms"] = {n: median_ms(lc[n]) for n in ORDER}
+    res["exe_protection"] = {
+        "lifecycle_ms": median_ms(lc["berth"]) - median_ms(lc[NOEXE]),
+        "exec_ms": median_ms(ex["berth"]) - median_ms(ex[NOEXE]),
+        "create_rss_kib": statistics.median(rss["berth"]) - statistics.median(rss[NOEXE]),
+    }
     res["run_ms"] = {n: median_ms(runs[n]) for n in ORDER}
     res["exec_ms"] = {n: median_ms(ex[n]) for n in ORDER}
     res["create_rss_kib"] = {n: statistics.median(rss[n]) for n in ORDER}
@@ -180,6 +190,9 @@ def table(r):
                      + f"{v['berth']['seconds']/v['crun']['seconds']:>9.2f}{v['berth']['seconds']/v['runc']['seconds']:>9.2f}"
                      + "  failures " + "/".join(str(v[n]['failures']) for n in ORDER))
     lines.append(f"{'floor (C: clone+pivot)':24}{r['floor_ms']:>10.2f} ms")
+    p = r["exe_protection"]
+    lines.append(f"CVE-2019-5736 re-exec costs berth {p['lifecycle_ms']:+.2f} ms per lifecycle, "
+                 f"{p['exec_ms']:+.2f} ms per exec, {p['create_rss_kib']:+.0f} KiB create peak RSS")
     return "\n".join(lines)
 
 
