@@ -87,7 +87,9 @@ soak: build fixtures
 # a private mount namespace where /sys/fs/cgroup is a cgroup2 view (crun
 # refuses hybrid hosts); then the image unpack benchmark
 # (tests/bench/image_bench.py: a debootstrap-built Debian image, cached in
-# target/bench/image, against umoci and tar -xzf). Results:
+# target/bench/image, against umoci and tar -xzf), and in the cgroup v2 VM
+# the kernel memory per container (tests/bench/kmem.sh) and the smallest
+# memory limit a container starts with (tests/bench/minmem.sh). Results:
 # target/bench.json, target/bench-image.json and tables; see
 # docs/benchmarks.md. BENCH_N sets the iterations (default 200).
 bench: release fixtures
@@ -99,6 +101,9 @@ bench: release fixtures
 	unshare -m --propagation private python3 tests/bench/bench.py $(OUT)/release/berth \
 	    $(FIXTURES)/busybox target/bench/floor target/bench/rss target/bench.json
 	python3 tests/bench/image_bench.py $(OUT)/release/berth target/bench/image target/bench-image.json
+	$(VM) --setup >/dev/null
+	VM_TIMEOUT=1200 $(VM) "$(CURDIR)" sh /host/tests/bench/kmem.sh /host/$(OUT)/release/berth /host/$(FIXTURES)/busybox
+	VM_TIMEOUT=1200 $(VM) "$(CURDIR)" sh /host/tests/bench/minmem.sh /host/$(OUT)/release/berth /host/$(FIXTURES)/busybox
 
 lint:
 	$(CARGO) fmt --all -- --check
