@@ -47,6 +47,16 @@ fn output_until(t: &T, id: &str, done: impl Fn(&str) -> bool) -> String {
     out
 }
 
+/// A child process killed and reaped when the test ends, even by a panic.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A bind mount of a fresh host directory at /shared.
 fn shared(t: &T, c: &mut serde_json::Value) -> std::path::PathBuf {
     let d = t.dir.join("shared");
@@ -502,33 +512,37 @@ fn runtime_binary_cannot_be_overwritten_from_the_container() {
     assert!(t.berth(&["start", &id]).status.success());
     // berth inside the container blocks writing its usage error to a full
     // pipe, which keeps it alive until the attacker has found it.
-    let (rd, wr) = nix::unistd::pipe().unwrap();
+    // Close-on-exec, so only the test holds the read end: if it fails, the
+    // pipe breaks and nothing stays blocked on it.
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
     // SAFETY: fcntl on fds we own.
     unsafe { libc::fcntl(wr.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
     let junk = [b'.'; 4096];
     while nix::unistd::write(&wr, &junk).is_ok() {}
     // SAFETY: as above.
     unsafe { libc::fcntl(wr.as_raw_fd(), libc::F_SETFL, 0) };
-    let mut child = std::process::Command::new(&copy)
-        .args([
-            "--root",
-            t.root.to_str().unwrap(),
-            "exec",
-            &id,
-            "/proc/self/exe",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(wr.try_clone().unwrap()))
-        .stderr(Stdio::from(wr))
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        std::process::Command::new(&copy)
+            .args([
+                "--root",
+                t.root.to_str().unwrap(),
+                "exec",
+                &id,
+                "/proc/self/exe",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(wr.try_clone().unwrap()))
+            .stderr(Stdio::from(wr))
+            .spawn()
+            .unwrap(),
+    );
     let found = wait_file(&dir.join("found"), 30);
     let drain = std::thread::spawn(move || {
         let mut f = std::fs::File::from(rd);
         let mut v = Vec::new();
         let _ = std::io::Read::read_to_end(&mut f, &mut v);
     });
-    let _ = child.wait().unwrap();
+    let _ = child.0.wait().unwrap();
     drain.join().unwrap();
     let result = wait_file(&dir.join("result"), 30);
     let err = std::fs::read_to_string(dir.join("err")).unwrap_or_default();
