@@ -352,26 +352,10 @@ impl Runtime {
                             .map_err(|e| Error::Init(format!("cannot release init: {e}")))?;
                     }
                     Ok(Some(Msg::Seccomp)) => {
-                        let fd = parent
-                            .take_fd()
-                            .ok_or_else(|| Error::Init("seccomp message without fd".into()))?;
                         let mut r = rec.clone();
                         r.pid = pid;
-                        let s = bundle
-                            .spec
-                            .linux()
-                            .as_ref()
-                            .and_then(|l| l.seccomp().as_ref());
-                        let s = s.expect("the init only sends it for a seccomp config");
-                        crate::seccomp::send_to_listener(
-                            s,
-                            pid,
-                            state::state_doc(&r, Status::Creating),
-                            &fd,
-                        )?;
-                        parent
-                            .send(&Msg::Go)
-                            .map_err(|e| Error::Init(format!("cannot release init: {e}")))?;
+                        let state = state::state_doc(&r, Status::Creating);
+                        crate::seccomp::forward(&mut parent, &bundle.spec, pid, state, "init")?;
                     }
                     Ok(Some(Msg::Error(m))) => return Err(Error::Init(m)),
                     _ => return Err(Error::Init("exited during set-up".into())),

@@ -277,15 +277,8 @@ impl Runtime {
             match parent.recv() {
                 Ok(None) => Ok(()),
                 Ok(Some(Msg::Seccomp)) => {
-                    let fd = parent
-                        .take_fd()
-                        .ok_or_else(|| Error::Init("seccomp message without fd".into()))?;
-                    let s = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
-                    let s = s.expect("the child only sends it for a seccomp config");
-                    crate::seccomp::send_to_listener(s, pid, self.store.state_json(&rec), &fd)?;
-                    parent
-                        .send(&Msg::Go)
-                        .map_err(|e| Error::Init(format!("cannot release exec: {e}")))?;
+                    let state = self.store.state_json(&rec);
+                    crate::seccomp::forward(&mut parent, &spec, pid, state, "exec")?;
                     match parent.recv() {
                         Ok(None) => Ok(()),
                         Ok(Some(Msg::Error(m))) => Err(Error::Other(m)),

@@ -580,6 +580,10 @@ pub fn mask_and_readonly(spec: &Spec) -> Result<()> {
     let Some(linux) = spec.linux() else {
         return Ok(());
     };
+    let none = |v: &Option<Vec<String>>| v.as_ref().is_none_or(|v| v.is_empty());
+    if none(linux.readonly_paths()) && none(linux.masked_paths()) {
+        return Ok(());
+    }
     let root = nix::fcntl::open(
         "/",
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,

@@ -202,6 +202,27 @@ pub(crate) fn send_to_listener(
     Ok(())
 }
 
+/// berth's side of `Msg::Seccomp` (create and exec alike): takes the
+/// listener fd that came with it, hands it with `state` to the agent at
+/// `listenerPath`, and releases the child with `Go`. `who` names the child
+/// in the error ("init", "exec").
+pub(crate) fn forward(
+    chan: &mut crate::channel::Channel,
+    spec: &oci_spec::runtime::Spec,
+    pid: i32,
+    state: serde_json::Value,
+    who: &str,
+) -> Result<()> {
+    let fd = chan
+        .take_fd()
+        .ok_or_else(|| Error::Init("seccomp message without fd".into()))?;
+    let s = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    let s = s.expect("the child only sends it for a seccomp config");
+    send_to_listener(s, pid, state, &fd)?;
+    chan.send(&crate::channel::Msg::Go)
+        .map_err(|e| Error::Init(format!("cannot release {who}: {e}")))
+}
+
 /// What `features` reports (features-linux.md "Seccomp").
 pub(crate) fn features() -> serde_json::Value {
     let v = libseccomp::ScmpVersion::current().ok();
