@@ -1108,3 +1108,107 @@ fn cgroup_shared_default_parent_goes_with_the_last_container() {
     assert!(t.berth(&["delete", &a]).status.success());
     assert!(t.berth(&["delete", &b]).status.success());
 }
+
+/// Makes the command's process see clone3(2) fail with ENOSYS, as under
+/// Docker's default seccomp profile or on kernels before 5.3.
+fn without_clone3(c: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    let stmt = |code: u32, k: u32, jt: u8, jf: u8| libc::sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    };
+    // Load the syscall number; clone3 gets ENOSYS, everything else runs.
+    let prog = [
+        stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, 0),
+        stmt(
+            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+            libc::SYS_clone3 as u32,
+            0,
+            1,
+        ),
+        stmt(
+            libc::BPF_RET | libc::BPF_K,
+            libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
+            0,
+            0,
+        ),
+        stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW, 0, 0),
+    ];
+    // SAFETY: runs in the forked child before exec; prctl with a filter
+    // program that lives on the (copied) stack for the call. Root may
+    // install a filter without no_new_privs.
+    unsafe {
+        c.pre_exec(move || {
+            let fprog = libc::sock_fprog {
+                len: prog.len() as u16,
+                filter: prog.as_ptr() as *mut libc::sock_filter,
+            };
+            if libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &fprog as *const libc::sock_fprog,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn without_clone3_create_and_exec_fall_back_to_clone() {
+    let t = T::new("noclone3");
+    let mut c = t.config(&["sleep", "60"]);
+    // No cgroup namespace, so paths read inside and outside agree.
+    let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+    ns.retain(|n| n["type"] != "cgroup");
+    t.write_config(&c);
+    let id = t.id("c");
+    let mut run = t.cmd(&["run", "-d", &id]);
+    without_clone3(&mut run);
+    // The container keeps its stdio: no pipes (see T::create).
+    let errp = t.dir.join("run.err");
+    let st = run
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&errp).unwrap())
+        .status()
+        .unwrap();
+    let err = std::fs::read_to_string(&errp).unwrap();
+    assert!(st.success(), "{err}");
+    let pid = t.state(&id)["pid"].as_i64().unwrap();
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    // Without CLONE_INTO_CGROUP the init was moved in by berth: the
+    // unified line on a cgroup v2 host, the memory controller's on v1.
+    let line = cg
+        .lines()
+        .find(|l| {
+            let f: Vec<&str> = l.splitn(3, ':').collect();
+            if unified() {
+                f[0] == "0"
+            } else {
+                f[1].split(',').any(|c| c == "memory")
+            }
+        })
+        .unwrap_or_else(|| panic!("{cg}"));
+    assert!(line.contains(&t.token), "init in its cgroup: {cg}");
+    let mut exec = t.cmd(&["exec", &id, "cat", "/proc/self/cgroup"]);
+    without_clone3(&mut exec);
+    let o = exec.stdin(std::process::Stdio::null()).output().unwrap();
+    assert_eq!(out(&o), cg, "exec'd process in the init's cgroups");
+    // CLONE_NEWTIME needs clone3: refused, and nothing is left.
+    let mut c = t.config(&["true"]);
+    c["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "time"}));
+    t.write_config(&c);
+    let mut run = t.cmd(&["run", &t.id("time")]);
+    without_clone3(&mut run);
+    let o = run.stdin(std::process::Stdio::null()).output().unwrap();
+    t.expect_error(&o, "clone container init: EINVAL");
+    assert!(t.berth(&["delete", "-f", &id]).status.success());
+}

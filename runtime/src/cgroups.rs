@@ -334,14 +334,14 @@ impl Cgroup {
             .transpose()
     }
 
-    /// Moves `pid` into every directory (v1 and hybrid hosts; unified hosts
-    /// clone straight into the cgroup).
-    pub fn add(&self, pid: i32) -> Result<()> {
-        if self.unified {
+    /// Moves a child into every directory (v1 and hybrid hosts; on unified
+    /// hosts only when clone3 could not place it there itself).
+    pub(crate) fn add(&self, child: crate::container::Cloned) -> Result<()> {
+        if child.in_cgroup {
             return Ok(());
         }
         for (_, d) in &self.dirs {
-            write(d, "cgroup.procs", &pid.to_string())?;
+            write(d, "cgroup.procs", &child.pid.to_string())?;
         }
         Ok(())
     }

@@ -54,8 +54,22 @@ struct CloneArgs {
     cgroup: u64,
 }
 
-/// clone3(2) without a new stack: returns twice, like fork(2).
-pub(crate) fn clone3(flags: u64, cgroup_fd: Option<&OwnedFd>) -> nix::Result<i32> {
+/// A child made by [`clone3`]: its pid in the parent (0 in the child), and
+/// whether it was born in the cgroup given (else [`Cgroup::add`] moves it).
+///
+/// [`Cgroup::add`]: crate::cgroups::Cgroup::add
+#[derive(Clone, Copy)]
+pub(crate) struct Cloned {
+    pub pid: i32,
+    pub in_cgroup: bool,
+}
+
+/// clone3(2) without a new stack: returns twice, like fork(2). Where clone3
+/// is missing (kernels before 5.3, or a seccomp filter answering ENOSYS to
+/// it, as Docker's default profile does so that callers fall back), clone(2)
+/// does the same without `CLONE_INTO_CGROUP`; `CLONE_NEWTIME`, which only
+/// clone3 takes, then fails with EINVAL.
+pub(crate) fn clone3(flags: u64, cgroup_fd: Option<&OwnedFd>) -> nix::Result<Cloned> {
     let mut args = CloneArgs {
         flags,
         exit_signal: libc::SIGCHLD as u64,
@@ -75,7 +89,26 @@ pub(crate) fn clone3(flags: u64, cgroup_fd: Option<&OwnedFd>) -> nix::Result<i32
             std::mem::size_of::<CloneArgs>(),
         )
     };
-    nix::errno::Errno::result(r).map(|r| r as i32)
+    match nix::errno::Errno::result(r) {
+        Ok(pid) => Ok(Cloned {
+            pid: pid as i32,
+            in_cgroup: cgroup_fd.is_some(),
+        }),
+        Err(nix::errno::Errno::ENOSYS) => {
+            if flags & crate::namespaces::CLONE_NEWTIME != 0 {
+                return Err(nix::errno::Errno::EINVAL);
+            }
+            // SAFETY: as above; clone(2) with a zero stack pointer and no
+            // CLONE_VM, CLONE_SETTLS or tid pointers behaves like fork.
+            let r =
+                unsafe { libc::syscall(libc::SYS_clone, flags | libc::SIGCHLD as u64, 0, 0, 0, 0) };
+            nix::errno::Errno::result(r).map(|pid| Cloned {
+                pid: pid as i32,
+                in_cgroup: false,
+            })
+        }
+        Err(e) => Err(e),
+    }
 }
 
 pub struct Runtime {
@@ -278,7 +311,9 @@ impl Runtime {
                 .ctx(|| format!("setns {}", p.display()))?;
         }
         let (mut parent, child) = channel::pair().ctx(|| "socketpair".into())?;
-        let pid = clone3(ns.clone_flags, cg_fd.as_ref()).ctx(|| "clone3 container init".into())?;
+        let child_of =
+            clone3(ns.clone_flags, cg_fd.as_ref()).ctx(|| "clone container init".into())?;
+        let pid = child_of.pid;
         if pid == 0 {
             drop(parent);
             init::run(init::Args {
@@ -316,7 +351,7 @@ impl Runtime {
                     linux.gid_mappings().as_deref().unwrap_or(&[]),
                 )?;
             }
-            cgroup.add(pid)?;
+            cgroup.add(child_of)?;
             if let Some(adj) = bundle
                 .spec
                 .process()

@@ -251,7 +251,8 @@ impl Runtime {
         let (mut parent, mut child) = channel::pair().ctx(|| "socketpair".into())?;
         // SAFETY: PR_SET_DUMPABLE with integer arguments; inherited by the child.
         unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
-        let pid = clone3(0, cg_fd.as_ref()).ctx(|| "clone3 exec process".into())?;
+        let child_of = clone3(0, cg_fd.as_ref()).ctx(|| "clone exec process".into())?;
+        let pid = child_of.pid;
         if pid == 0 {
             drop(parent);
             let err = exec_child(
@@ -269,7 +270,7 @@ impl Runtime {
         }
         drop(child);
         let setup = (|| -> Result<()> {
-            cgroup.add(pid)?;
+            cgroup.add(child_of)?;
             parent
                 .send(&Msg::Go)
                 .map_err(|e| Error::Init(format!("cannot release exec: {e}")))?;
