@@ -9,7 +9,7 @@ FIXTURES := target/fixtures
 OUT := target/x86_64-unknown-linux-gnu
 DEMO := target/demo
 
-.PHONY: all deps build release fixtures run test test-host test-vm soak bench lint clean
+.PHONY: all deps build release fixtures run test test-host test-vm soak bench symbol-order lint clean
 
 all: release
 
@@ -104,6 +104,17 @@ bench: release fixtures
 	$(VM) --setup >/dev/null
 	VM_TIMEOUT=1200 $(VM) "$(CURDIR)" sh /host/tests/bench/kmem.sh /host/$(OUT)/release/berth /host/$(FIXTURES)/busybox
 	VM_TIMEOUT=1200 $(VM) "$(CURDIR)" sh /host/tests/bench/minmem.sh /host/$(OUT)/release/berth /host/$(FIXTURES)/busybox
+
+# Regenerates src/symbol-order.txt, the link order of the functions the
+# runtime commands run (build.rs passes it to the linker for release
+# builds, see docs/benchmarks.md): each command runs once from the release
+# build under tests/bench/symbol_order.py's ptrace tracer, then berth is
+# relinked in the new order. Run it after changes to the create, start or
+# exec path, or to dependencies (symbol names change with them); `make
+# bench` reports how many of the listed names the binary still has.
+symbol-order: release fixtures
+	python3 tests/bench/symbol_order.py $(OUT)/release/berth $(FIXTURES)/busybox src/symbol-order.txt
+	$(CARGO) build --release
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -105,7 +105,7 @@ def main():
     roots = {n: os.path.join(tmp, "root-" + n) for n in ORDER + [NOEXE]}
     for r in roots.values():
         os.makedirs(r)
-    res = {"n": N, "cgroups": view, "versions": {}}
+    res = {"n": N, "cgroups": view, "versions": {}, "symbol_order": symbol_order()}
     for n in ORDER:
         res["versions"][n] = subprocess.run([RT[n], "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     # Warm-up.
@@ -170,6 +170,15 @@ def main():
     print(table(res))
 
 
+def symbol_order():
+    """How many of src/symbol-order.txt's names the binary has (build.rs):
+    a stale list shows as a low count and a larger create RSS."""
+    listed = open(os.path.join(os.path.dirname(__file__), "../../src/symbol-order.txt")).read().split()
+    nm = subprocess.run(["nm", "--defined-only", berth], capture_output=True, text=True).stdout
+    have = {l.split()[-1] for l in nm.splitlines()}
+    return {"listed": len(listed), "found": sum(n in have for n in listed)}
+
+
 def meminfo_available():
     for l in open("/proc/meminfo"):
         if l.startswith("MemAvailable:"):
@@ -193,6 +202,9 @@ def table(r):
     p = r["exe_protection"]
     lines.append(f"CVE-2019-5736 re-exec costs berth {p['lifecycle_ms']:+.2f} ms per lifecycle, "
                  f"{p['exec_ms']:+.2f} ms per exec, {p['create_rss_kib']:+.0f} KiB create peak RSS")
+    o = r["symbol_order"]
+    lines.append(f"hot functions linked together: {o['found']} of the {o['listed']} in src/symbol-order.txt"
+                 + ("" if o["found"] == o["listed"] else " (stale list: run `make symbol-order`)"))
     return "\n".join(lines)
 
 

@@ -1,0 +1,23 @@
+//! Links berth's hot functions together (release builds): the linker places
+//! the functions listed in src/symbol-order.txt first, in that order, so a
+//! command touches a few hundred KiB of text instead of most of it (the
+//! kernel maps text in 64 KiB blocks around each page touched). The list is
+//! written by `make symbol-order` (tests/bench/symbol_order.py) from the
+//! release build itself: Rust's symbol names carry a hash of the crate's
+//! build settings, so a list taken from another profile matches nothing of
+//! ours. Names it lacks or that no longer exist only cost memory, never
+//! correctness. The option is lld's, the default linker of this target
+//! since Rust 1.90 (hence the workspace's rust-version).
+
+fn main() {
+    let order = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/symbol-order.txt");
+    println!("cargo:rerun-if-changed={}", order.display());
+    println!("cargo:rerun-if-env-changed=BERTH_NO_SYMBOL_ORDER");
+    let release = std::env::var("PROFILE").as_deref() == Ok("release");
+    if release && order.exists() && std::env::var_os("BERTH_NO_SYMBOL_ORDER").is_none() {
+        println!(
+            "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={},--no-warn-symbol-ordering",
+            order.display()
+        );
+    }
+}
