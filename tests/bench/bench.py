@@ -9,7 +9,7 @@ stay bound to the v1 hierarchies, so no limits are set in these runs).
 
 usage: bench.py BERTH ROOTFS FLOOR RSS OUT.json   (env BENCH_N, default 200)
 """
-import ctypes, json, os, statistics, subprocess, sys, tempfile, time
+import ctypes, json, os, shutil, statistics, subprocess, sys, tempfile, time
 
 berth, rootfs, floor, rss_tool, out_path = [os.path.abspath(a) for a in sys.argv[1:6]]
 N = int(os.environ.get("BENCH_N", "200"))
@@ -168,6 +168,8 @@ def main():
     res["scale"] = scale
     json.dump(res, open(out_path, "w"), indent=2)
     print(table(res))
+    # Every container is deleted by now: the bundles and state roots go.
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def symbol_order():
