@@ -7,7 +7,8 @@
 //! build settings, so a list taken from another profile matches nothing of
 //! ours. Names it lacks or that no longer exist only cost memory, never
 //! correctness. The option is lld's, the default linker of this target
-//! since Rust 1.90 (hence the workspace's rust-version).
+//! since Rust 1.90 (hence the workspace's rust-version); with another linker,
+//! set BERTH_NO_SYMBOL_ORDER=1 to build without the list.
 
 fn main() {
     let order = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/symbol-order.txt");
