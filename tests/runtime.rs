@@ -168,12 +168,7 @@ fn user_namespace_maps() {
         "-c",
         "cat /proc/self/uid_map /proc/self/gid_map; id -u; hostname; cat /dev/null && echo devok",
     ]);
-    c["linux"]["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"type": "user"}));
-    c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    common::with_userns(&mut c, 100000);
     let (code, out, err) = t.run(&c);
     assert_eq!(code, 0, "{err}");
     let l: Vec<Vec<&str>> = out

@@ -634,12 +634,7 @@ fn dev_symlinks_in_the_rootfs_are_not_followed() {
             "stat -c '%F %t:%T' /dev/null /dev/zero /proc/keys",
         ]);
         if userns {
-            c["linux"]["namespaces"]
-                .as_array_mut()
-                .unwrap()
-                .push(json!({"type": "user"}));
-            c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 0, "size": 65536}]);
-            c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 0, "size": 65536}]);
+            common::with_userns(&mut c, 0);
         }
         let (code, out, err) = t.run(&c);
         assert_eq!(code, 0, "userns={userns}: {err}");

@@ -48,15 +48,7 @@ impl Channel {
 
     /// Sends `m` with `fd` attached.
     pub fn send_fd(&mut self, m: &Msg, fd: &impl AsRawFd) -> std::io::Result<()> {
-        let fds = [fd.as_raw_fd()];
-        nix::sys::socket::sendmsg::<()>(
-            self.0.as_raw_fd(),
-            &[std::io::IoSlice::new(&Self::encode(m))],
-            &[ControlMessage::ScmRights(&fds)],
-            MsgFlags::empty(),
-            None,
-        )?;
-        Ok(())
+        Ok(send_with_fd(&self.0, &Self::encode(m), fd)?)
     }
 
     /// The fd that came with the last message, if any.
@@ -82,28 +74,15 @@ impl Channel {
     /// Receives one message; `None` when the peer closed (or died).
     pub fn recv(&mut self) -> std::io::Result<Option<Msg>> {
         let mut buf = [0u8; 4096];
-        let mut space = nix::cmsg_space!([RawFd; 1]);
         let n = loop {
-            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-            match nix::sys::socket::recvmsg::<()>(
-                self.0.as_raw_fd(),
-                &mut iov,
-                Some(&mut space),
-                MsgFlags::MSG_CMSG_CLOEXEC,
-            ) {
+            match recv_with_fd(&self.0, &mut buf) {
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(e.into()),
-                Ok(m) => {
-                    for c in m.cmsgs()? {
-                        if let ControlMessageOwned::ScmRights(fds) = c {
-                            for fd in fds {
-                                // SAFETY: the kernel just installed this fd
-                                // for us; it has no other owner.
-                                self.1 = Some(unsafe { OwnedFd::from_raw_fd(fd) });
-                            }
-                        }
+                Ok((n, fd)) => {
+                    if fd.is_some() {
+                        self.1 = fd;
                     }
-                    break m.bytes;
+                    break n;
                 }
             }
         };
@@ -119,6 +98,52 @@ impl Channel {
             _ => Msg::Error(body),
         }))
     }
+}
+
+/// Sends `bytes` with one fd attached (SCM_RIGHTS) on a unix socket: the
+/// socketpair's `Seccomp` message, the pty master to --console-socket, the
+/// seccomp listener to its agent.
+pub(crate) fn send_with_fd(
+    sock: &impl AsRawFd,
+    bytes: &[u8],
+    fd: &impl AsRawFd,
+) -> nix::Result<()> {
+    let fds = [fd.as_raw_fd()];
+    nix::sys::socket::sendmsg::<()>(
+        sock.as_raw_fd(),
+        &[std::io::IoSlice::new(bytes)],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )?;
+    Ok(())
+}
+
+/// Receives one message into `buf`: its length and the fd that came with
+/// it, if any (close-on-exec).
+pub(crate) fn recv_with_fd(
+    sock: &impl AsRawFd,
+    buf: &mut [u8],
+) -> nix::Result<(usize, Option<OwnedFd>)> {
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let m = nix::sys::socket::recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let mut fd = None;
+    for c in m.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            for f in fds {
+                // SAFETY: the kernel just installed this fd for us; it has
+                // no other owner.
+                fd = Some(unsafe { OwnedFd::from_raw_fd(f) });
+            }
+        }
+    }
+    Ok((m.bytes, fd))
 }
 
 #[cfg(test)]

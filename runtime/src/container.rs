@@ -603,26 +603,11 @@ pub(crate) fn forwarded_signals() -> nix::sys::signal::SigSet {
 
 /// Receives one fd sent with SCM_RIGHTS (the pty master from the init).
 pub(crate) fn recv_fd(sock: &UnixStream) -> Result<OwnedFd> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     let mut buf = [0u8; 256];
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = recvmsg::<()>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .ctx(|| "receive the pty master".into())?;
-    for c in msg.cmsgs().ctx(|| "receive the pty master".into())? {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            if let Some(fd) = fds.first() {
-                // SAFETY: the kernel just installed this fd for us.
-                return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
-            }
-        }
-    }
-    Err(Error::Init("no pty master received".into()))
+    channel::recv_with_fd(sock, &mut buf)
+        .ctx(|| "receive the pty master".into())?
+        .1
+        .ok_or_else(|| Error::Init("no pty master received".into()))
 }
 
 /// Waits for the child `pid`, forwarding the signals in `set` to it.

@@ -106,17 +106,10 @@ pub fn rules(linux: Option<&Linux>) -> Result<Option<Vec<Rule>>> {
             access,
         });
     }
-    for (major, minor) in [
-        (1, 3),
-        (1, 5),
-        (1, 7),
-        (1, 8),
-        (1, 9),
-        (5, 0),
-        (5, 1),
-        (5, 2),
-    ] {
-        out.push(Rule::allow('c', major, Some(minor)));
+    let defaults = crate::mounts::DEFAULT_DEVICES.iter().map(|d| (d.1, d.2));
+    // /dev/console and /dev/ptmx besides the nodes berth makes.
+    for (major, minor) in defaults.chain([(5, 1), (5, 2)]) {
+        out.push(Rule::allow('c', major as u32, Some(minor as u32)));
     }
     out.push(Rule::allow('c', 136, None)); // /dev/pts/*
     for d in linux

@@ -275,20 +275,17 @@ impl Runtime {
                 .send(&Msg::Go)
                 .map_err(|e| Error::Init(format!("cannot release exec: {e}")))?;
             // EOF means the execve succeeded (the socket is close-on-exec).
-            match parent.recv() {
-                Ok(None) => Ok(()),
-                Ok(Some(Msg::Seccomp)) => {
-                    let state = self.store.state_json(&rec);
-                    crate::seccomp::forward(&mut parent, &spec, pid, state, "exec")?;
-                    match parent.recv() {
-                        Ok(None) => Ok(()),
-                        Ok(Some(Msg::Error(m))) => Err(Error::Other(m)),
-                        _ => Err(Error::Init("exec process failed during set-up".into())),
+            loop {
+                match parent.recv() {
+                    Ok(None) => return Ok(()),
+                    Ok(Some(Msg::Seccomp)) => {
+                        let state = self.store.state_json(&rec);
+                        crate::seccomp::forward(&mut parent, &spec, pid, state, "exec")?;
                     }
-                }
-                Ok(Some(Msg::Error(m))) => Err(Error::Other(m)),
-                Ok(Some(_)) | Err(_) => {
-                    Err(Error::Init("exec process failed during set-up".into()))
+                    Ok(Some(Msg::Error(m))) => return Err(Error::Other(m)),
+                    Ok(Some(_)) | Err(_) => {
+                        return Err(Error::Init("exec process failed during set-up".into()))
+                    }
                 }
             }
         })();

@@ -380,17 +380,8 @@ pub(crate) fn setup_console(console: Option<UnixStream>, bind_console: bool) -> 
     if bind_console {
         bind_dev_console(&slave)?;
     }
-    let fds = [master.as_raw_fd()];
-    let iov = [std::io::IoSlice::new(name.as_bytes())];
-    let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
-    nix::sys::socket::sendmsg::<()>(
-        sock.as_raw_fd(),
-        &iov,
-        &cmsg,
-        nix::sys::socket::MsgFlags::empty(),
-        None,
-    )
-    .ctx(|| "send pty master to --console-socket".into())?;
+    crate::channel::send_with_fd(&sock, name.as_bytes(), &master)
+        .ctx(|| "send pty master to --console-socket".into())?;
     drop(master);
     for fd in 0..3 {
         // SAFETY: dup2 onto the stdio fds, which the init owns; the old
@@ -405,7 +396,6 @@ pub(crate) fn setup_console(console: Option<UnixStream>, bind_console: bool) -> 
 }
 
 fn bind_dev_console(slave: &impl AsRawFd) -> Result<()> {
-    // A fresh file replaces whatever the image had there (CVE-2025-52565).
     let root = nix::fcntl::open(
         "/",
         nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,

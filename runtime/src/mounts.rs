@@ -419,20 +419,19 @@ fn mount_cgroup(ctx: &RootfsCtx, root: &OwnedFd, dest: &Path, o: &Opts) -> Resul
     Ok(())
 }
 
-/// The devices every container gets (config-linux.md "Default Devices").
-fn default_devices() -> Vec<(&'static str, u64, u64)> {
-    vec![
-        ("/dev/null", 1, 3),
-        ("/dev/zero", 1, 5),
-        ("/dev/full", 1, 7),
-        ("/dev/random", 1, 8),
-        ("/dev/urandom", 1, 9),
-        ("/dev/tty", 5, 0),
-    ]
-}
+/// The devices every container gets (config-linux.md "Default Devices"):
+/// path, major, minor. The device cgroup allows them too (`devices.rs`).
+pub(crate) const DEFAULT_DEVICES: &[(&str, u64, u64)] = &[
+    ("/dev/null", 1, 3),
+    ("/dev/zero", 1, 5),
+    ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8),
+    ("/dev/urandom", 1, 9),
+    ("/dev/tty", 5, 0),
+];
 
 fn create_devices(ctx: &RootfsCtx, root: &OwnedFd) -> Result<()> {
-    for (path, major, minor) in default_devices() {
+    for &(path, major, minor) in DEFAULT_DEVICES {
         make_device(
             ctx,
             root,
@@ -620,11 +619,7 @@ pub fn mask_and_readonly(spec: &Spec) -> Result<()> {
         };
         let ro = || -> Result<()> {
             let tree = nm::clone_tree(fd.as_raw_fd(), c"", true)?;
-            let attrs = nm::MOUNT_ATTR_RDONLY
-                | nm::MOUNT_ATTR_NOSUID
-                | nm::MOUNT_ATTR_NODEV
-                | nm::MOUNT_ATTR_NOEXEC;
-            nm::set_attr(&tree, attrs, true)?;
+            nm::set_attr(&tree, nm::MOUNT_ATTR_LOCKED_DOWN, true)?;
             nm::move_onto(&tree, &fd)
         };
         ro().map_err(|e| Error::invalid("linux.readonlyPaths", format!("{p}: {e}")))?;

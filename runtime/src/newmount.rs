@@ -15,11 +15,19 @@ struct MountAttr {
 }
 
 pub(crate) const MOUNT_ATTR_RDONLY: u64 = 0x1;
-pub(crate) const MOUNT_ATTR_NOSUID: u64 = 0x2;
-pub(crate) const MOUNT_ATTR_NODEV: u64 = 0x4;
-pub(crate) const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+/// What masks and readonlyPaths get: read-only, nosuid, nodev, noexec.
+pub(crate) const MOUNT_ATTR_LOCKED_DOWN: u64 =
+    MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const AT_RECURSIVE: libc::c_uint = 0x8000;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+const FSOPEN_CLOEXEC: libc::c_uint = 1;
+const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+const FSMOUNT_CLOEXEC: libc::c_uint = 1;
 
 fn owned(r: libc::c_long, what: &str) -> Result<OwnedFd> {
     let fd = nix::errno::Errno::result(r).ctx(|| what.into())?;
@@ -72,9 +80,7 @@ pub(crate) fn set_attr(fd: &OwnedFd, set: u64, recursive: bool) -> Result<()> {
 
 /// Attaches the detached mount `tree` on top of what `target` refers to.
 pub(crate) fn move_onto(tree: &OwnedFd, target: &OwnedFd) -> Result<()> {
-    const F_EMPTY: libc::c_uint = 0x4; // MOVE_MOUNT_F_EMPTY_PATH
-    const T_EMPTY: libc::c_uint = 0x40; // MOVE_MOUNT_T_EMPTY_PATH
-                                        // SAFETY: move_mount(from_fd, "", to_fd, "", flags); both fds are ours.
+    // SAFETY: move_mount(from_fd, "", to_fd, "", flags); both fds are ours.
     let r = unsafe {
         libc::syscall(
             libc::SYS_move_mount,
@@ -82,7 +88,7 @@ pub(crate) fn move_onto(tree: &OwnedFd, target: &OwnedFd) -> Result<()> {
             c"".as_ptr(),
             target.as_raw_fd(),
             c"".as_ptr(),
-            F_EMPTY | T_EMPTY,
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
         )
     };
     nix::errno::Errno::result(r).ctx(|| "move_mount".into())?;
@@ -93,7 +99,7 @@ pub(crate) fn move_onto(tree: &OwnedFd, target: &OwnedFd) -> Result<()> {
 pub(crate) fn empty_ro_tmpfs() -> Result<OwnedFd> {
     // SAFETY: fsopen("tmpfs", FSOPEN_CLOEXEC).
     let fs = owned(
-        unsafe { libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), 1) },
+        unsafe { libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC) },
         "fsopen tmpfs",
     )?;
     // SAFETY: fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0).
@@ -101,7 +107,7 @@ pub(crate) fn empty_ro_tmpfs() -> Result<OwnedFd> {
         libc::syscall(
             libc::SYS_fsconfig,
             fs.as_raw_fd(),
-            6,
+            FSCONFIG_CMD_CREATE,
             std::ptr::null::<libc::c_char>(),
             std::ptr::null::<libc::c_void>(),
             0,
@@ -113,8 +119,8 @@ pub(crate) fn empty_ro_tmpfs() -> Result<OwnedFd> {
         libc::syscall(
             libc::SYS_fsmount,
             fs.as_raw_fd(),
-            1,
-            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+            FSMOUNT_CLOEXEC,
+            MOUNT_ATTR_LOCKED_DOWN,
         )
     };
     owned(r, "fsmount tmpfs")

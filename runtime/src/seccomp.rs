@@ -176,7 +176,6 @@ pub(crate) fn send_to_listener(
     state: serde_json::Value,
     fd: &OwnedFd,
 ) -> Result<()> {
-    use std::os::fd::AsRawFd;
     let path = s.listener_path().as_ref().expect("checked in build");
     let conn = std::os::unix::net::UnixStream::connect(path)
         .map_err(|e| Error::io("seccomp listenerPath: cannot connect to", path, e))?;
@@ -189,17 +188,8 @@ pub(crate) fn send_to_listener(
     if let Some(m) = s.listener_metadata() {
         doc["metadata"] = m.clone().into();
     }
-    let body = doc.to_string();
-    let fds = [fd.as_raw_fd()];
-    nix::sys::socket::sendmsg::<()>(
-        conn.as_raw_fd(),
-        &[std::io::IoSlice::new(body.as_bytes())],
-        &[nix::sys::socket::ControlMessage::ScmRights(&fds)],
-        nix::sys::socket::MsgFlags::empty(),
-        None,
-    )
-    .map_err(|e| Error::sys(format!("send seccomp fd to {}", path.display()), e))?;
-    Ok(())
+    crate::channel::send_with_fd(&conn, doc.to_string().as_bytes(), fd)
+        .map_err(|e| Error::sys(format!("send seccomp fd to {}", path.display()), e))
 }
 
 /// berth's side of `Msg::Seccomp` (create and exec alike): takes the

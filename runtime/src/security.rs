@@ -230,20 +230,20 @@ fn apply_scheduler(s: &oci_spec::runtime::Scheduler) -> Result<()> {
 /// Labels the next execve(2) with the AppArmor profile or SELinux label of
 /// `process` (checked by [`check_lsm`] to be applicable).
 pub fn apply_exec_labels(process: &Process) -> Result<()> {
-    // /proc/self is a symlink, which write_proc never follows.
-    let me = std::process::id();
+    // /proc/self is a symlink, which write_proc never follows; the pid is
+    // asked for only when a label is set (this runs on every start).
     if let Some(p) = process
         .apparmor_profile()
         .as_ref()
         .filter(|s| !s.is_empty())
     {
-        let v = format!("exec {p}");
+        let (me, v) = (std::process::id(), format!("exec {p}"));
         write_proc(&format!("{me}/attr/apparmor/exec"), v.as_bytes())
             .or_else(|_| write_proc(&format!("{me}/attr/exec"), v.as_bytes()))
             .map_err(|e| Error::invalid("process.apparmorProfile", format!("{p}: {e}")))?;
     }
     if let Some(l) = process.selinux_label().as_ref().filter(|s| !s.is_empty()) {
-        write_proc(&format!("{me}/attr/exec"), l.as_bytes())
+        write_proc(&format!("{}/attr/exec", std::process::id()), l.as_bytes())
             .map_err(|e| Error::invalid("process.selinuxLabel", format!("{l}: {e}")))?;
     }
     Ok(())

@@ -58,7 +58,6 @@ class Image:
     """berth's functions: link-time address -> names (from nm)."""
 
     def __init__(self, path):
-        self.path = path
         self.stat = os.stat(path)
         self.names = {}
         nm = subprocess.run(["nm", "--defined-only", path], capture_output=True, text=True, check=True)
@@ -87,9 +86,11 @@ class Tracer:
         """After an exec of berth: int3 on the first byte of every function
         not yet seen (the image is fresh, so all of them)."""
         base = None
+        # The binary's first mapping (its inode, offset 0): the vdso, also
+        # at offset 0, may sit just below it.
         for line in open(f"/proc/{pid}/maps"):
             f = line.split()
-            if len(f) >= 6 and int(f[2], 16) == 0 and f[1].startswith("r"):
+            if len(f) >= 6 and int(f[2], 16) == 0 and int(f[4]) == self.image.stat.st_ino:
                 base = int(f[0].split("-")[0], 16)
                 break
         self.base[pid] = base

@@ -15,6 +15,17 @@ pub fn berth_bin() -> PathBuf {
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_berth").into())
 }
 
+/// Gives config `c` a new user namespace mapping 65536 ids from `host_id`.
+pub fn with_userns(c: &mut Value, host_id: u32) {
+    c["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    let map = json!([{"containerID": 0, "hostID": host_id, "size": 65536}]);
+    c["linux"]["uidMappings"] = map.clone();
+    c["linux"]["gidMappings"] = map;
+}
+
 /// Whether the host is cgroup v2 only.
 pub fn unified() -> bool {
     Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
