@@ -116,7 +116,9 @@ symbol-order: release fixtures
 	python3 tests/bench/symbol_order.py $(OUT)/release/berth $(FIXTURES)/busybox src/symbol-order.txt
 	$(CARGO) build --release
 
-lint:
+# Formatting and clippy (with the workspace's lints: every unsafe block
+# documented) on every target, tests included. CI runs it before `make test`.
+lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 

@@ -2,22 +2,12 @@
 //! rootfs, flattening (against umoci), bundles and `berth image run`.
 
 mod common;
-use common::{images, T};
+use common::{images, ok, T};
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
-
-fn ok(o: &std::process::Output) -> String {
-    assert!(
-        o.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 fn import(t: &T, name: &str, args: &[&str]) -> String {
     let p = images().join(name);
@@ -158,11 +148,7 @@ fn multi_layer_rootfs_matches_umoci() {
         .args(["unpack", "--image", &layout, umo.to_str().unwrap()])
         .output()
         .expect("umoci installed");
-    assert!(
-        o.status.success(),
-        "umoci: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    ok(&o);
     let (a, b, c) = (tree(&mnt), tree(&flat), tree(&umo.join("rootfs")));
     assert_eq!(a, b, "overlay mount and berth image unpack differ");
     assert_eq!(b, c, "berth image unpack and umoci unpack differ");

@@ -101,9 +101,8 @@ fn seccomp_actions_operators_and_exec() {
     });
     t.write_config(&c);
     let id = t.id("sc");
-    let o = t.create(&id, &[]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(t.berth(&["start", &id]).status.success());
+    ok(&t.create(&id, &[]));
+    t.ok(&["start", &id]);
     let out = output_until(&t, &id, |o| o.contains("NoNewPrivs"));
     assert!(out.contains("Permission denied"), "errnoRet 13: {out}");
     assert!(out.contains("chmod-ok"), "{out}");
@@ -130,7 +129,7 @@ fn seccomp_actions_operators_and_exec() {
         s.contains("Permission denied") && s.contains("Seccomp:\t2"),
         "{s}"
     );
-    assert!(t.berth(&["delete", "-f", &id]).status.success());
+    t.ok(&["delete", "-f", &id]);
 
     // Without noNewPrivileges the filter is loaded before the capabilities
     // are dropped (seccomp(2) needs CAP_SYS_ADMIN then).
@@ -419,20 +418,19 @@ fn personality_io_priority_scheduler() {
     c["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "nice": 5});
     t.write_config(&c);
     let id = t.id("a");
-    let o = t.create(&id, &[]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ok(&t.create(&id, &[]));
     let pid = t.state(&id)["pid"].as_i64().unwrap();
     // ioprio_get(IOPRIO_WHO_PROCESS, pid): class IDLE (3) << 13.
     // SAFETY: integer arguments only.
     let prio = unsafe { libc::syscall(libc::SYS_ioprio_get, 1, pid) };
     assert_eq!(prio, 3 << 13);
-    assert!(t.berth(&["start", &id]).status.success());
+    t.ok(&["start", &id]);
     let out = output_until(&t, &id, |o| o.lines().count() >= 2);
     assert_eq!(
         out, "i686\n5 3\n",
         "personality LINUX32, nice 5, SCHED_BATCH"
     );
-    assert!(t.berth(&["delete", "-f", &id]).status.success());
+    t.ok(&["delete", "-f", &id]);
     refused(
         &t,
         |c| c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 9}),
@@ -507,9 +505,8 @@ fn runtime_binary_cannot_be_overwritten_from_the_container() {
         }
     }
     let id = t.id("x");
-    let o = t.create(&id, &[]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(t.berth(&["start", &id]).status.success());
+    ok(&t.create(&id, &[]));
+    t.ok(&["start", &id]);
     // berth inside the container blocks writing its usage error to a full
     // pipe, which keeps it alive until the attacker has found it.
     // Close-on-exec, so only the test holds the read end: if it fails, the
@@ -567,7 +564,7 @@ fn only_stdio_and_preserved_fds_and_no_cwd_outside_root() {
     assert_eq!((code, out.as_str()), (0, "0\n1\n2\n3\n"), "{err}");
     let id = t.id("e");
     t.write_config(&t.config(&["sleep", "30"]));
-    assert!(t.create(&id, &[]).status.success());
+    ok(&t.create(&id, &[]));
     let o = t.berth(&["exec", &id, "ls", "/proc/self/fd"]);
     assert_eq!(String::from_utf8_lossy(&o.stdout), "0\n1\n2\n3\n");
     // A cwd through a leaked fd would be outside the root: refused, for
@@ -581,7 +578,7 @@ fn only_stdio_and_preserved_fds_and_no_cwd_outside_root() {
             "exec cwd {cwd}: {s}"
         );
     }
-    assert!(t.berth(&["delete", "-f", &id]).status.success());
+    t.ok(&["delete", "-f", &id]);
     for n in 3..10 {
         let mut c = t.config(&["pwd"]);
         c["process"]["cwd"] = json!(format!("/proc/self/fd/{n}"));
@@ -668,8 +665,7 @@ fn hostile_image_stays_inside_its_rootfs() {
     let _ = std::fs::remove_dir_all(host);
     std::fs::create_dir_all(host).unwrap();
     let img = images().join("hostile");
-    let o = t.image(&["import", img.to_str().unwrap(), "--name", "hostile"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ok(&t.image(&["import", img.to_str().unwrap(), "--name", "hostile"]));
     let o = t.image(&["run", "--rm", "hostile", "sh", "-c",
         "echo x > /dev/planted && echo x > /mnt/planted && stat -c %t:%T /dev/null && cat /proc/self/comm && ls /proc/keys >/dev/null && wc -c < /proc/keys"]);
     assert_eq!(

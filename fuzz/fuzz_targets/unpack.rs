@@ -18,5 +18,5 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(top, vec![std::ffi::OsString::from("outer")], "written outside the layer: {top:?}");
     let outer: Vec<_> = std::fs::read_dir(base.join("outer")).unwrap().flatten().map(|e| e.file_name()).collect();
     assert_eq!(outer, vec![std::ffi::OsString::from("scratch")], "written outside the layer: {outer:?}");
-    berth_image::unpack::remove_tree(&scratch);
+    berth_image::fsutil::remove_tree(&scratch);
 });

@@ -30,23 +30,6 @@ pub struct Opts {
     pub terminal: bool,
 }
 
-/// Parses `64m`, `1g`, `512k`, `1048576` into bytes.
-pub fn parse_size(s: &str) -> Result<i64> {
-    let t = s.trim().to_ascii_lowercase();
-    let (num, mul) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        Some('b') => (&t[..t.len() - 1], 1),
-        _ => (&t[..], 1),
-    };
-    num.parse::<i64>()
-        .ok()
-        .filter(|n| *n > 0)
-        .and_then(|n| n.checked_mul(mul))
-        .ok_or_else(|| Error::Other(format!("invalid size {s:?} (use e.g. 64m)")))
-}
-
 /// Reads a file of the image rootfs (resolved inside it).
 fn read_in_root(rootfs: &Path, path: &str) -> Option<String> {
     use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
@@ -265,15 +248,6 @@ pub fn bundle(store: &Store, image: &ImageRec, dir: &Path, base: &Value, o: &Opt
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("64m").unwrap(), 64 << 20);
-        assert_eq!(parse_size("1G").unwrap(), 1 << 30);
-        assert_eq!(parse_size("4096").unwrap(), 4096);
-        assert!(parse_size("-1").is_err());
-        assert!(parse_size("lots").is_err());
-    }
 
     #[test]
     fn users() {

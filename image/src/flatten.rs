@@ -7,17 +7,15 @@
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::fsutil::{clear_dir, create_new, list_dir, remove_any, set_meta_at, set_xattr, xattrs};
 use crate::store::{ImageRec, Store};
-use crate::unpack::{
-    clear_dir, create_new, is_overlay_xattr, list_dir, remove_any, set_meta_at, set_xattr,
-};
 use nix::errno::Errno;
 use nix::fcntl::{openat, AtFlags, OFlag};
 use nix::sys::stat::{fstatat, mkdirat, mknodat, FileStat, Mode, SFlag};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid};
 use std::collections::HashMap;
-use std::ffi::{CString, OsString};
+use std::ffi::OsString;
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
@@ -25,40 +23,6 @@ use std::path::Path;
 
 fn dir_flags() -> OFlag {
     OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC
-}
-
-/// The xattrs of an open file or directory, overlay metadata left out.
-pub fn xattrs(fd: BorrowedFd) -> Vec<(String, Vec<u8>)> {
-    let mut names = vec![0u8; 4096];
-    // SAFETY: fd is open; the buffer and its length are valid.
-    let n = unsafe { libc::flistxattr(fd.as_raw_fd(), names.as_mut_ptr().cast(), names.len()) };
-    if n <= 0 {
-        return Vec::new();
-    }
-    names.truncate(n as usize);
-    let mut out = Vec::new();
-    for name in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
-        let s = String::from_utf8_lossy(name).into_owned();
-        if is_overlay_xattr(&s) {
-            continue;
-        }
-        let Ok(c) = CString::new(name) else { continue };
-        let mut val = vec![0u8; 65536];
-        // SAFETY: fd is open; c is NUL-terminated; buffer valid.
-        let m = unsafe {
-            libc::fgetxattr(
-                fd.as_raw_fd(),
-                c.as_ptr(),
-                val.as_mut_ptr().cast(),
-                val.len(),
-            )
-        };
-        if m >= 0 {
-            val.truncate(m as usize);
-            out.push((s, val));
-        }
-    }
-    out
 }
 
 fn opaque(fd: BorrowedFd) -> bool {

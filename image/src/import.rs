@@ -6,6 +6,8 @@
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::fsutil::remove_tree;
+use crate::progress::Progress;
 use crate::store::{normalize_name, ImageRec, LayerRec, Store};
 use crate::unpack;
 use serde_json::{json, Value};
@@ -50,7 +52,7 @@ impl Txn<'_> {
     }
     fn rollback(&self) {
         for p in &self.layers {
-            unpack::remove_tree(p);
+            remove_tree(p);
         }
         for p in &self.blobs {
             let _ = std::fs::remove_file(p);
@@ -87,7 +89,7 @@ pub fn import(
     store: &Store,
     path: &Path,
     name: Option<&str>,
-    progress: &indicatif::ProgressBar,
+    progress: &dyn Progress,
 ) -> Result<Imported> {
     let _lock = store.lock()?;
     let mut txn = Txn {
@@ -106,7 +108,7 @@ fn import_in(
     txn: &mut Txn,
     path: &Path,
     name: Option<&str>,
-    progress: &indicatif::ProgressBar,
+    progress: &dyn Progress,
 ) -> Result<Imported> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io("cannot import", path, e))?;
     let (manifest_digest, found_name) = if meta.is_dir() {

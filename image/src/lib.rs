@@ -7,13 +7,30 @@
 //! - [`overlay`]: a container rootfs as an overlay mount of shared layers
 //!   plus a private upper directory; [`flatten`]: a plain rootfs copy.
 //! - [`bundle`]: an OCI runtime bundle from an image config.
+//! - [`gc`]: removes what no image or mount uses.
+//!
+//! # Layers
+//!
+//! A module uses only modules of lower layers or of its own layer, and the
+//! import graph has no cycle (`tests/layering.rs` checks both from this
+//! table):
+//!
+//! | layer | modules |
+//! | --- | --- |
+//! | 3 operations | import, overlay, flatten, bundle, gc |
+//! | 2 layers | unpack |
+//! | 1 store | store |
+//! | 0 base | error, digest, fsutil, progress |
 
 pub mod bundle;
 pub mod digest;
 pub mod error;
 pub mod flatten;
+pub mod fsutil;
+pub mod gc;
 pub mod import;
 pub mod overlay;
+pub mod progress;
 pub mod store;
 pub mod unpack;
 

@@ -12,8 +12,8 @@
 
 use crate::digest::{hex, Digest};
 use crate::error::{Error, Result};
+use crate::fsutil::remove_tree;
 use crate::store::{ImageRec, Store};
-use crate::unpack::remove_tree;
 use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;

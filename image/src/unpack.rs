@@ -17,17 +17,20 @@
 
 use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result};
+use crate::fsutil::{
+    create_new, is_overlay_xattr, remove_any, remove_tree, set_meta_at, set_xattr,
+};
+use crate::progress::{Counted, Progress};
 use crate::store::{LayerRec, Store};
 use nix::errno::Errno;
 use nix::fcntl::{openat, openat2, AtFlags, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{makedev, mkdirat, mknodat, Mode, SFlag};
 use nix::sys::time::TimeSpec;
-use nix::unistd::{fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
-use std::ffi::{CString, OsStr, OsString};
+use nix::unistd::{linkat, symlinkat, Gid, Uid};
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 const OPAQUE: &str = ".wh..wh..opq";
@@ -89,119 +92,6 @@ fn open_dir(root: BorrowedFd, parts: &[OsString], create: bool, entry: &Path) ->
         cur = openat2(&cur, p.as_os_str(), beneath(flags)).map_err(explain)?;
     }
     Ok(cur)
-}
-
-/// Removes `name` in `dir` whatever it is (a directory with its contents),
-/// never following symlinks. Missing is fine.
-pub fn remove_any(dir: BorrowedFd, name: &OsStr) -> nix::Result<()> {
-    match unlinkat(dir, name, UnlinkatFlags::NoRemoveDir) {
-        Ok(()) | Err(Errno::ENOENT) => Ok(()),
-        Err(Errno::EISDIR) | Err(Errno::EPERM) => {
-            let sub = openat(
-                dir,
-                name,
-                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )?;
-            clear_dir(sub.as_fd())?;
-            unlinkat(dir, name, UnlinkatFlags::RemoveDir)
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// Removes everything inside the directory `dir`.
-pub fn clear_dir(dir: BorrowedFd) -> nix::Result<()> {
-    let names = list_dir(dir)?;
-    for n in names {
-        remove_any(dir, &n)?;
-    }
-    Ok(())
-}
-
-/// Names in a directory (without `.` and `..`).
-pub fn list_dir(dir: BorrowedFd) -> nix::Result<Vec<OsString>> {
-    let fd = openat(
-        dir,
-        ".",
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
-    let mut d = nix::dir::Dir::from_fd(fd)?;
-    let mut v = Vec::new();
-    for e in d.iter() {
-        let e = e?;
-        let n = e.file_name().to_bytes();
-        if n != b"." && n != b".." {
-            v.push(OsStr::from_bytes(n).to_os_string());
-        }
-    }
-    Ok(v)
-}
-
-/// Creates `name` in `dir` as a new private file (never through a symlink,
-/// never an existing file), to be written and then given its metadata.
-pub fn create_new(dir: BorrowedFd, name: &OsStr) -> nix::Result<File> {
-    let flags =
-        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    openat(dir, name, flags, Mode::from_bits_truncate(0o600)).map(File::from)
-}
-
-/// Sets an extended attribute on an open file or directory.
-pub fn set_xattr(fd: BorrowedFd, name: &str, value: &[u8]) -> nix::Result<()> {
-    let n = CString::new(name).map_err(|_| Errno::EINVAL)?;
-    // SAFETY: fd is open; name is NUL-terminated; value/len describe a live slice.
-    let r = unsafe {
-        libc::fsetxattr(
-            fd.as_raw_fd(),
-            n.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
-    Errno::result(r).map(drop)
-}
-
-/// Whether an xattr name is overlay metadata, which a layer must not carry.
-pub fn is_overlay_xattr(name: &str) -> bool {
-    name.starts_with("trusted.overlay.") || name.starts_with("user.overlay.")
-}
-
-/// Owner, mode (not for symlinks) and times of `name` in `dir`, never
-/// following a symlink.
-pub(crate) fn set_meta_at(
-    dir: BorrowedFd,
-    name: &OsStr,
-    uid: u32,
-    gid: u32,
-    mode: Option<u32>,
-    t: [TimeSpec; 2],
-) -> nix::Result<()> {
-    fchownat(
-        dir,
-        name,
-        Some(Uid::from_raw(uid)),
-        Some(Gid::from_raw(gid)),
-        AtFlags::AT_SYMLINK_NOFOLLOW,
-    )?;
-    if let Some(m) = mode {
-        // Only for device nodes and fifos: FollowSymlink is what fchmodat
-        // supports, and the name was just made by mknodat, not a symlink.
-        nix::sys::stat::fchmodat(
-            dir,
-            name,
-            Mode::from_bits_truncate(m & 0o7777),
-            nix::sys::stat::FchmodatFlags::FollowSymlink,
-        )?;
-    }
-    nix::sys::stat::utimensat(
-        dir,
-        name,
-        &t[0],
-        &t[1],
-        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
-    )
 }
 
 struct Meta {
@@ -498,11 +388,7 @@ pub fn known_layer_type(mt: &str) -> bool {
 /// already: into a temporary directory, verifying the blob digest and the
 /// diff ID in the same pass, then renamed into place. Returns whether it
 /// unpacked anything.
-pub fn ensure_layer(
-    store: &Store,
-    l: &LayerRec,
-    progress: &indicatif::ProgressBar,
-) -> Result<bool> {
+pub fn ensure_layer(store: &Store, l: &LayerRec, progress: &dyn Progress) -> Result<bool> {
     let chain = Digest::parse(&l.chain_id)?;
     let dest = store.layer_dir(&chain);
     if dest.exists() {
@@ -517,8 +403,10 @@ pub fn ensure_layer(
     std::fs::create_dir(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
     let res = (|| -> Result<()> {
         let (mut bh, mut dh) = (Hasher::default(), Hasher::default());
-        let mut blob_r =
-            bh.reader(progress.wrap_read(std::io::BufReader::with_capacity(1 << 20, file)));
+        let mut blob_r = bh.reader(Counted::new(
+            std::io::BufReader::with_capacity(1 << 20, file),
+            progress,
+        ));
         {
             let dec = decoder(&l.media_type, &mut blob_r)?;
             let mut tar_r = dh.reader(dec);
@@ -548,26 +436,9 @@ pub fn ensure_layer(
     done
 }
 
-/// Removes a directory tree (fd-based, never following symlinks).
-pub fn remove_tree(p: &Path) {
-    if let (Some(parent), Some(name)) = (p.parent(), p.file_name()) {
-        if let Ok(d) = nix::fcntl::open(
-            parent,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        ) {
-            let _ = remove_any(d.as_fd(), name);
-        }
-    }
-}
-
 /// Unpacks every missing layer of an image, in parallel. Returns how many
 /// were unpacked (0 when all were there).
-pub fn ensure_layers(
-    store: &Store,
-    layers: &[LayerRec],
-    progress: &indicatif::ProgressBar,
-) -> Result<usize> {
+pub fn ensure_layers(store: &Store, layers: &[LayerRec], progress: &dyn Progress) -> Result<usize> {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -667,6 +538,8 @@ mod tests {
 
     #[test]
     fn whiteouts_in_overlay_form() {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
         use std::os::unix::fs::{FileTypeExt, MetadataExt};
         use tar::EntryType as E;
         let d = scratch("wh");
@@ -684,12 +557,11 @@ mod tests {
         assert!(!layer.join("dir/.wh..wh..opq").exists());
         assert!(!layer.join("x/.wh..wh.plnk").exists());
         let mut buf = [0u8; 4];
+        let path = CString::new(layer.join("dir").as_os_str().as_bytes()).unwrap();
+        // SAFETY: NUL-terminated strings and a live buffer of the length given.
         let n = unsafe {
-            // SAFETY: NUL-terminated literals and a live buffer.
             libc::getxattr(
-                CString::new(layer.join("dir").as_os_str().as_bytes())
-                    .unwrap()
-                    .as_ptr(),
+                path.as_ptr(),
                 c"trusted.overlay.opaque".as_ptr(),
                 buf.as_mut_ptr().cast(),
                 buf.len(),

@@ -99,10 +99,6 @@ impl Layout {
     pub fn unified(&self) -> bool {
         !self.hierarchies.is_empty() && self.hierarchies.iter().all(|h| h.v2)
     }
-
-    pub fn v1(&self) -> impl Iterator<Item = &Hierarchy> {
-        self.hierarchies.iter().filter(|h| !h.v2)
-    }
 }
 
 /// Mountinfo escapes space, tab, newline and backslash as octal.
@@ -336,7 +332,7 @@ impl Cgroup {
 
     /// Moves a child into every directory (v1 and hybrid hosts; on unified
     /// hosts only when clone3 could not place it there itself).
-    pub(crate) fn add(&self, child: crate::container::Cloned) -> Result<()> {
+    pub(crate) fn add(&self, child: crate::process::Cloned) -> Result<()> {
         if child.in_cgroup {
             return Ok(());
         }

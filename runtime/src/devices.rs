@@ -18,6 +18,17 @@ use oci_spec::runtime::{Linux, LinuxDeviceType};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
+/// The devices every container gets (config-linux.md "Default Devices"):
+/// path, major, minor. The device cgroup allows them too (see [`rules`]).
+pub const DEFAULT_DEVICES: &[(&str, u64, u64)] = &[
+    ("/dev/null", 1, 3),
+    ("/dev/zero", 1, 5),
+    ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8),
+    ("/dev/urandom", 1, 9),
+    ("/dev/tty", 5, 0),
+];
+
 /// One device rule; `None` major/minor is the wildcard.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
@@ -106,7 +117,7 @@ pub fn rules(linux: Option<&Linux>) -> Result<Option<Vec<Rule>>> {
             access,
         });
     }
-    let defaults = crate::mounts::DEFAULT_DEVICES.iter().map(|d| (d.1, d.2));
+    let defaults = DEFAULT_DEVICES.iter().map(|d| (d.1, d.2));
     // /dev/console and /dev/ptmx besides the nodes berth makes.
     for (major, minor) in defaults.chain([(5, 1), (5, 2)]) {
         out.push(Rule::allow('c', major as u32, Some(minor as u32)));

@@ -11,10 +11,12 @@
 
 use crate::cgroups::{Cgroup, Layout};
 use crate::channel::{self, Msg};
-use crate::container::{clone3, kill_and_reap, wait_forwarding, write_pid_file, Runtime};
+use crate::child;
+use crate::container::Runtime;
 use crate::error::{Error, Result, SysCtx};
-use crate::init;
+use crate::process;
 use crate::state::Status;
+use crate::tty::Console;
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{Capability, LinuxNamespaceType, Process};
 use std::collections::HashSet;
@@ -63,14 +65,7 @@ fn ns_file(t: LinuxNamespaceType) -> &'static str {
 /// command line flags applied (as runc builds it).
 fn build_process(o: &ExecOpts, base: &Process) -> Result<Process> {
     if let Some(p) = &o.process {
-        let data = if p.as_os_str() == "-" {
-            let mut v = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)
-                .map_err(|e| Error::io("cannot read", "stdin", e))?;
-            v
-        } else {
-            std::fs::read(p).map_err(|e| Error::io("cannot read", p, e))?
-        };
+        let data = crate::util::read_file_or_stdin(p)?;
         let mut pr: Process = serde_json::from_slice(&data).map_err(|e| Error::Config {
             path: p.clone(),
             msg: format!("invalid process: {e}"),
@@ -185,29 +180,14 @@ impl Runtime {
         })?;
         let base = spec.process().clone().unwrap_or_default();
         let process = build_process(o, &base)?;
-        let terminal = process.terminal().unwrap_or(false);
-        if terminal && o.console_socket.is_none() && o.detach {
-            return Err(Error::Other(
-                "cannot allocate tty if berth will detach without setting console socket".into(),
-            ));
-        }
-        let mut relay = None;
-        let console = match &o.console_socket {
-            Some(p) => Some(
-                UnixStream::connect(p)
-                    .map_err(|e| Error::io("cannot connect to --console-socket", p, e))?,
-            ),
-            None if terminal => {
-                let (ours, theirs) =
-                    UnixStream::pair().map_err(|e| Error::io("socketpair", "console", e))?;
-                relay = Some(ours);
-                Some(theirs)
-            }
-            None => None,
-        };
+        let mut console = Console::open(
+            o.console_socket.as_deref(),
+            process.terminal().unwrap_or(false),
+            o.detach,
+        )?;
 
         // Namespaces: those the config lists, joined through the init.
-        let pidfd = crate::container::pidfd_of(&rec).ok_or(Error::NotRunning)?;
+        let pidfd = rec.pidfd().ok_or(Error::NotRunning)?;
         let mut flags = CloneFlags::empty();
         let mut join_pid = false;
         for ns in spec
@@ -240,18 +220,14 @@ impl Runtime {
                 .ctx(|| "join the container's pid namespace".into())?;
         }
         // Signals to forward are blocked before the clone; the child unblocks.
-        let set = crate::container::forwarded_signals();
+        let set = process::forwarded_signals();
         if !o.detach {
-            let _ = nix::sys::signal::sigprocmask(
-                nix::sys::signal::SigmaskHow::SIG_BLOCK,
-                Some(&set),
-                None,
-            );
+            process::block(&set);
         }
         let (mut parent, mut child) = channel::pair().ctx(|| "socketpair".into())?;
         // SAFETY: PR_SET_DUMPABLE with integer arguments; inherited by the child.
         unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
-        let child_of = clone3(0, cg_fd.as_ref()).ctx(|| "clone exec process".into())?;
+        let child_of = process::clone3(0, cg_fd.as_ref()).ctx(|| "clone exec process".into())?;
         let pid = child_of.pid;
         if pid == 0 {
             drop(parent);
@@ -261,12 +237,11 @@ impl Runtime {
                 flags,
                 &process,
                 spec.linux().as_ref(),
-                console,
+                console.child.take(),
                 o.preserve_fds,
             );
             let _ = child.send(&Msg::Error(err.to_string()));
-            // SAFETY: ends the forked child without running the parent's handlers.
-            unsafe { libc::_exit(255) }
+            process::exit_child(255)
         }
         drop(child);
         let setup = (|| -> Result<()> {
@@ -290,22 +265,19 @@ impl Runtime {
             }
         })();
         if let Err(e) = setup {
-            kill_and_reap(pid, true);
+            process::kill_and_reap(pid, true);
             return Err(e);
         }
-        let master = match &relay {
-            Some(s) => Some(crate::container::recv_fd(s)?),
-            None => None,
-        };
+        let master = console.master()?;
         if let Some(f) = &o.pid_file {
-            write_pid_file(f, pid)?;
+            process::write_pid_file(f, pid)?;
         }
         if o.detach {
             return Ok(0);
         }
         Ok(match master {
             Some(m) => crate::tty::relay(pid, &m, &set),
-            None => wait_forwarding(pid, &set),
+            None => process::wait_forwarding(pid, &set),
         })
     }
 }
@@ -322,26 +294,22 @@ fn exec_child(
     preserve_fds: u32,
 ) -> Error {
     let run = || -> Result<std::convert::Infallible> {
-        let _ = nix::sys::signal::sigprocmask(
-            nix::sys::signal::SigmaskHow::SIG_SETMASK,
-            Some(&nix::sys::signal::SigSet::empty()),
-            None,
-        );
+        process::unblock_all();
         match chan.recv() {
             Ok(Some(Msg::Go)) => {}
-            // SAFETY: berth went away; end the child.
-            _ => unsafe { libc::_exit(255) },
+            // berth went away; end the child.
+            _ => process::exit_child(255),
         }
         if !flags.is_empty() {
             nix::sched::setns(pidfd, flags).ctx(|| "join the container's namespaces".into())?;
         }
         if process.terminal().unwrap_or(false) {
             nix::unistd::setsid().ctx(|| "setsid".into())?;
-            init::setup_console(console, false)?;
+            child::setup_console(console, false)?;
         }
-        let mut prog = init::finish_process(process, linux, preserve_fds)?;
-        init::send_notify_fd(chan, &mut prog)?;
-        Err(match init::exec(&prog) {
+        let mut prog = child::finish_process(process, linux, preserve_fds)?;
+        child::send_notify_fd(chan, &mut prog)?;
+        Err(match child::exec(&prog) {
             Error::Other(m) => Error::Init(m),
             e => e,
         })

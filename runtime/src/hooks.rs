@@ -53,7 +53,7 @@ fn run(h: &Hook, state: &str) -> std::result::Result<(), String> {
         None => child.wait().map_err(|e| e.to_string())?,
         Some(secs) => {
             let pidfd =
-                crate::container::pidfd_open(child.id() as i32).ok_or("cannot watch the hook")?;
+                crate::process::pidfd_open(child.id() as i32).ok_or("cannot watch the hook")?;
             let mut fds = [nix::poll::PollFd::new(
                 pidfd.as_fd(),
                 nix::poll::PollFlags::POLLIN,

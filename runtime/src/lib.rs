@@ -1,38 +1,59 @@
 //! berth-runtime: a runc-compatible OCI runtime as a library.
 //!
-//! The binary (`berth`) parses the command line and calls [`container`]'s
+//! The binary (`berth`) parses the command line and calls [`Runtime`]'s
 //! operations; everything that touches the kernel lives here.
 //!
 //! Process model (see `docs/architecture.md`): `create` clones the container
 //! init once with `clone3(2)`; parent and child talk over one socketpair
-//! ([`channel`]); the init waits on a listening unix socket in the state
+//! (`channel`); the init waits on a listening unix socket in the state
 //! directory until `start` connects to it, then `execve`s the user program.
+//!
+//! # Layers
+//!
+//! A module uses only modules of lower layers or of its own layer, and the
+//! import graph has no cycle (`tests/layering.rs` checks both from this
+//! table):
+//!
+//! | layer | modules |
+//! | --- | --- |
+//! | 4 lifecycle | container, exec, ops, update |
+//! | 3 process set-up | spawn, init, child |
+//! | 2 subsystems | spec, mounts, cgroups, devices, seccomp, security, hooks, tty, state, exe |
+//! | 1 primitives | namespaces, process, channel, resolve, newmount, signal |
+//! | 0 base | error, util |
+//!
+//! `spawn` is the parent side of `create`, `init` the child side; `child`
+//! holds what the init and an exec'd process both do before execve(2).
 
-pub mod cgroups;
-pub mod channel;
-pub mod container;
-pub mod devices;
-pub mod error;
+mod cgroups;
+mod channel;
+mod child;
+mod container;
+mod devices;
+mod error;
 pub mod exe;
-pub mod exec;
-pub mod hooks;
+mod exec;
+mod hooks;
 mod init;
-pub mod mounts;
+mod mounts;
 pub mod namespaces;
 mod newmount;
-pub mod ops;
-pub mod resolve;
+mod ops;
+mod process;
+mod resolve;
 mod seccomp;
-pub mod security;
+mod security;
 pub mod signal;
+mod spawn;
 pub mod spec;
-pub mod state;
+mod state;
 mod tty;
+mod update;
 pub mod util;
 
+pub use container::{CreateOpts, Runtime};
 pub use error::{Error, Result};
-
-/// The runtime-spec types berth uses (re-exported for the CLI).
-pub mod oci {
-    pub use oci_spec::runtime::LinuxResources;
-}
+pub use exec::ExecOpts;
+pub use ops::features;
+pub use state::validate_id;
+pub use update::UpdateOpts;

@@ -3,6 +3,7 @@
 //! rootfs bind, every `mounts` entry, devices, then pivot_root(2).
 
 use crate::cgroups::Cgroup;
+use crate::devices::DEFAULT_DEVICES;
 use crate::error::{Error, Result, SysCtx};
 use crate::resolve::{mkdir_all_in_root, mkfile_in_root, open_in_root};
 use nix::fcntl::OFlag;
@@ -419,30 +420,18 @@ fn mount_cgroup(ctx: &RootfsCtx, root: &OwnedFd, dest: &Path, o: &Opts) -> Resul
     Ok(())
 }
 
-/// The devices every container gets (config-linux.md "Default Devices"):
-/// path, major, minor. The device cgroup allows them too (`devices.rs`).
-pub(crate) const DEFAULT_DEVICES: &[(&str, u64, u64)] = &[
-    ("/dev/null", 1, 3),
-    ("/dev/zero", 1, 5),
-    ("/dev/full", 1, 7),
-    ("/dev/random", 1, 8),
-    ("/dev/urandom", 1, 9),
-    ("/dev/tty", 5, 0),
-];
-
 fn create_devices(ctx: &RootfsCtx, root: &OwnedFd) -> Result<()> {
     for &(path, major, minor) in DEFAULT_DEVICES {
-        make_device(
-            ctx,
-            root,
-            Path::new(path),
-            SFlag::S_IFCHR,
+        let node = Node {
+            path: Path::new(path),
+            kind: SFlag::S_IFCHR,
             major,
             minor,
-            0o666,
-            None,
-            None,
-        )?;
+            mode: 0o666,
+            uid: None,
+            gid: None,
+        };
+        make_device(ctx, root, &node)?;
     }
     let devs: &[LinuxDevice] = ctx
         .spec
@@ -468,17 +457,16 @@ fn create_devices(ctx: &RootfsCtx, root: &OwnedFd) -> Result<()> {
                 format!("{} is not under /dev", d.path().display()),
             ));
         }
-        make_device(
-            ctx,
-            root,
-            d.path(),
+        let node = Node {
+            path: d.path(),
             kind,
-            d.major() as u64,
-            d.minor() as u64,
-            d.file_mode().unwrap_or(0o666),
-            d.uid(),
-            d.gid(),
-        )?;
+            major: d.major() as u64,
+            minor: d.minor() as u64,
+            mode: d.file_mode().unwrap_or(0o666),
+            uid: d.uid(),
+            gid: d.gid(),
+        };
+        make_device(ctx, root, &node)?;
     }
     let dev = mkdir_all_in_root(root, Path::new("/dev")).ctx(|| "resolve /dev".into())?;
     let dev = nix::fcntl::openat(
@@ -505,18 +493,27 @@ fn create_devices(ctx: &RootfsCtx, root: &OwnedFd) -> Result<()> {
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn make_device(
-    ctx: &RootfsCtx,
-    root: &OwnedFd,
-    path: &Path,
+/// A device node to create in the container's /dev.
+struct Node<'a> {
+    path: &'a Path,
     kind: SFlag,
     major: u64,
     minor: u64,
     mode: u32,
     uid: Option<u32>,
     gid: Option<u32>,
-) -> Result<()> {
+}
+
+fn make_device(ctx: &RootfsCtx, root: &OwnedFd, node: &Node) -> Result<()> {
+    let Node {
+        path,
+        kind,
+        major,
+        minor,
+        mode,
+        uid,
+        gid,
+    } = *node;
     if ctx.in_userns {
         // mknod(2) is not allowed in a user namespace: bind the host's node
         // onto a fresh file (whatever the image had there is replaced).

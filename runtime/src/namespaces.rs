@@ -7,12 +7,10 @@
 //! only moves the children of the caller into a pid namespace.
 
 use crate::error::{Error, Result};
+use crate::process::CLONE_NEWTIME;
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType};
 use std::path::PathBuf;
-
-/// CLONE_NEWTIME; clone3(2) takes it, clone(2) cannot.
-pub const CLONE_NEWTIME: u64 = 0x80;
 
 #[derive(Debug, Default, Clone)]
 pub struct Plan {
@@ -44,6 +42,25 @@ fn flag(t: LinuxNamespaceType) -> u64 {
 }
 
 impl Plan {
+    /// Whether the container gets a UTS namespace of its own (new or joined).
+    pub fn has_uts(&self) -> bool {
+        self.new_uts
+            || self
+                .join
+                .iter()
+                .any(|(f, _)| *f == CloneFlags::CLONE_NEWUTS)
+    }
+
+    /// Whether the container's init is in a user namespace other than
+    /// berth's (new or joined).
+    pub fn in_userns(&self) -> bool {
+        self.new_user
+            || self
+                .join
+                .iter()
+                .any(|(f, _)| *f == CloneFlags::CLONE_NEWUSER)
+    }
+
     pub fn new(list: &[LinuxNamespace]) -> Result<Plan> {
         let mut p = Plan::default();
         let mut joined_mount = false;

@@ -1,11 +1,10 @@
-//! runc's other commands: ps, pause, resume, update, events (stats) and
-//! features.
+//! runc's other commands: ps, pause, resume, events (stats) and features
+//! (`update` is in `update.rs`).
 
 use crate::cgroups::{self, Cgroup, Layout};
 use crate::container::Runtime;
 use crate::error::{Error, Result};
 use crate::state::Status;
-use oci_spec::runtime::LinuxResources;
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -30,7 +29,7 @@ fn kv(d: &Path, f: &str) -> serde_json::Map<String, Value> {
 }
 
 impl Runtime {
-    fn cgroup_of(&self, id: &str) -> Result<(crate::state::Record, Cgroup)> {
+    pub(crate) fn cgroup_of(&self, id: &str) -> Result<(crate::state::Record, Cgroup)> {
         let rec = self.store.load(id)?;
         let layout = Layout::detect()?;
         let cg = Cgroup::from_leaves(&layout, &rec.leaves);
@@ -89,15 +88,6 @@ impl Runtime {
             "{}: did not reach {want}",
             d.display()
         )))
-    }
-
-    /// `update`: applies new resource limits to a container's cgroup.
-    pub fn update(&self, id: &str, res: &LinuxResources) -> Result<()> {
-        let (rec, cg) = self.cgroup_of(id)?;
-        if self.store.status(&rec) == Status::Stopped {
-            return Err(Error::NotRunning);
-        }
-        cg.apply(res)
     }
 
     /// One `events --stats` record, in runc's shape.

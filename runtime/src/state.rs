@@ -7,6 +7,7 @@
 //! directory; `state` reads without locking.
 
 use crate::error::{Error, Result};
+use crate::process;
 use crate::util;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
@@ -52,6 +53,15 @@ pub struct Record {
     /// were at create: later edits of config.json do not count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hooks: Option<oci_spec::runtime::Hooks>,
+}
+
+impl Record {
+    /// A pidfd of the container init, if it is still the recorded process
+    /// (checked after opening: the pidfd pins the process verified).
+    pub fn pidfd(&self) -> Option<std::os::fd::OwnedFd> {
+        let fd = process::pidfd_open(self.pid)?;
+        process::alive(self.pid, self.pid_start).then_some(fd)
+    }
 }
 
 /// Runtime-spec status values (runtime.md "State").
@@ -217,7 +227,7 @@ impl Store {
         if rec.pid <= 0 {
             return Status::Creating;
         }
-        if !alive(rec.pid, rec.pid_start) {
+        if !process::alive(rec.pid, rec.pid_start) {
             return Status::Stopped;
         }
         if crate::cgroups::frozen(rec.freezer.as_deref()) {
@@ -278,23 +288,6 @@ fn lock_dir(dir: &Path) -> Result<Flock<File>> {
         .map_err(|(_, e)| Error::sys(format!("lock {}", dir.display()), e))
 }
 
-/// Reads (state char, start time) of a process from /proc/PID/stat.
-pub fn proc_stat(pid: i32) -> Option<(u8, u64)> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses: split after the last ')'.
-    let rest = &s[s.rfind(')')? + 2..];
-    let mut f = rest.split(' ');
-    let state = f.next()?.bytes().next()?;
-    // rest starts at field 3 (state); starttime is field 22.
-    let start = f.nth(18)?.parse().ok()?;
-    Some((state, start))
-}
-
-/// Whether `pid` is alive and is the process that started at `start`.
-pub fn alive(pid: i32, start: u64) -> bool {
-    matches!(proc_stat(pid), Some((st, t)) if t == start && st != b'Z' && st != b'X')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,13 +309,5 @@ mod tests {
         ] {
             assert!(validate_id(bad).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn own_stat() {
-        let (st, start) = proc_stat(std::process::id() as i32).unwrap();
-        assert!(st == b'R' || st == b'S');
-        assert!(alive(std::process::id() as i32, start));
-        assert!(!alive(std::process::id() as i32, start + 1));
     }
 }

@@ -1,23 +1,79 @@
-//! The foreground terminal relay of `run` when `process.terminal` is set and
-//! no --console-socket was given: berth holds the pty master and copies
-//! between it and its own stdio, with the caller's terminal in raw mode
-//! (restored on exit), the window size copied at start and on SIGWINCH, and
-//! other signals forwarded to the container. No thread: one poll(2) loop.
+//! Terminals of container processes. [`Console`] connects a terminal
+//! process to whoever takes its pty master: the caller's --console-socket,
+//! or berth itself in the foreground. Then [`relay`], the foreground relay
+//! of `run` and `exec` without --console-socket: berth holds the pty master
+//! and copies between it and its own stdio, with the caller's terminal in
+//! raw mode (restored on exit), the window size copied at start and on
+//! SIGWINCH, and other signals forwarded to the container. No thread: one
+//! poll(2) loop.
 
-use crate::container::{pidfd_open, pidfd_signal};
+use crate::error::{Error, Result, SysCtx};
+use crate::process::{pidfd_open, pidfd_signal};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::termios;
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::Pid;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+/// Where the pty master of a terminal process goes.
+#[derive(Default)]
+pub(crate) struct Console {
+    /// The child's end: the --console-socket connection, or one end of a
+    /// socketpair when berth relays the terminal itself.
+    pub child: Option<UnixStream>,
+    /// berth's end of that socketpair.
+    relay: Option<UnixStream>,
+}
+
+impl Console {
+    /// With `socket`, a connection to it; without one, for a `terminal`
+    /// process, a socketpair whose other end berth keeps to relay the pty;
+    /// nothing otherwise. `detached` callers must name a socket.
+    pub(crate) fn open(socket: Option<&Path>, terminal: bool, detached: bool) -> Result<Console> {
+        if terminal && socket.is_none() && detached {
+            return Err(Error::Other(
+                "cannot allocate tty if berth will detach without setting console socket".into(),
+            ));
+        }
+        match socket {
+            Some(p) => Ok(Console {
+                child: Some(
+                    UnixStream::connect(p)
+                        .map_err(|e| Error::io("cannot connect to --console-socket", p, e))?,
+                ),
+                relay: None,
+            }),
+            None if terminal => {
+                let (ours, theirs) =
+                    UnixStream::pair().map_err(|e| Error::io("socketpair", "console", e))?;
+                Ok(Console {
+                    child: Some(theirs),
+                    relay: Some(ours),
+                })
+            }
+            None => Ok(Console::default()),
+        }
+    }
+
+    /// The pty master the child sent, when berth relays the terminal.
+    pub(crate) fn master(&self) -> Result<Option<OwnedFd>> {
+        let Some(sock) = &self.relay else {
+            return Ok(None);
+        };
+        let mut buf = [0u8; 256];
+        crate::channel::recv_with_fd(sock, &mut buf)
+            .ctx(|| "receive the pty master".into())?
+            .1
+            .map(Some)
+            .ok_or_else(|| Error::Init("no pty master received".into()))
+    }
+}
 
 fn copy_winsize(from: BorrowedFd, to: BorrowedFd) {
-    let mut ws: libc::winsize = unsafe {
-        // SAFETY: winsize is plain old data; all-zero is a valid value.
-        std::mem::zeroed()
-    };
+    // SAFETY: winsize is plain old data; all-zero is a valid value.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
     // SAFETY: TIOCGWINSZ/TIOCSWINSZ read/write a winsize through a valid pointer.
     unsafe {
         if libc::ioctl(from.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) == 0 {
@@ -112,12 +168,5 @@ pub(crate) fn relay(pid: i32, master: &OwnedFd, set: &SigSet) -> i32 {
     if let Some(t) = &saved {
         let _ = termios::tcsetattr(inp, termios::SetArg::TCSANOW, t);
     }
-    loop {
-        match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::__WALL)) {
-            Ok(WaitStatus::Exited(_, c)) => return c,
-            Ok(WaitStatus::Signaled(_, s, _)) => return 128 + s as i32,
-            Err(nix::errno::Errno::EINTR) | Ok(_) => continue,
-            Err(_) => return 255,
-        }
-    }
+    crate::process::reap(pid)
 }

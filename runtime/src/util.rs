@@ -18,6 +18,12 @@ pub fn rfc3339_secs(secs: i64) -> String {
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }
 
+/// The current time in RFC 3339 with nanoseconds.
+pub fn rfc3339_now() -> String {
+    let (secs, nanos) = now();
+    rfc3339_nanos(secs, nanos)
+}
+
 /// The current time as (seconds, nanoseconds) since the epoch.
 pub fn now() -> (i64, u32) {
     let d = SystemTime::now()
@@ -50,6 +56,18 @@ fn civil(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
     )
 }
 
+/// The contents of `path`, or of stdin when `path` is `-` (runc's
+/// `--process -` and `--resources -`).
+pub fn read_file_or_stdin(path: &Path) -> Result<Vec<u8>> {
+    if path.as_os_str() == "-" {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)
+            .map_err(|e| Error::io("cannot read", "stdin", e))?;
+        return Ok(v);
+    }
+    std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))
+}
+
 /// Writes `data` to `path` atomically: a temporary file in the same
 /// directory, fsync-free (state lives on tmpfs), then rename(2).
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
@@ -74,9 +92,35 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     })
 }
 
+/// Parses `64m`, `1g`, `512k`, `1048576` into bytes.
+pub fn parse_size(s: &str) -> Result<i64> {
+    let t = s.trim().to_ascii_lowercase();
+    let (num, mul) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('b') => (&t[..t.len() - 1], 1),
+        _ => (&t[..], 1),
+    };
+    num.parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .and_then(|n| n.checked_mul(mul))
+        .ok_or_else(|| Error::Other(format!("invalid size {s:?} (use e.g. 64m)")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64m").unwrap(), 64 << 20);
+        assert_eq!(parse_size("1G").unwrap(), 1 << 30);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("lots").is_err());
+    }
 
     #[test]
     fn epoch_and_leap_days() {

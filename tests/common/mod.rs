@@ -26,6 +26,20 @@ pub fn with_userns(c: &mut Value, host_id: u32) {
     c["linux"]["gidMappings"] = map;
 }
 
+/// Asserts that a command succeeded (showing what it printed if not) and
+/// returns its stdout.
+#[track_caller]
+pub fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "command failed ({}):\nstdout: {}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 /// Whether the host is cgroup v2 only.
 pub fn unified() -> bool {
     Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
@@ -266,6 +280,30 @@ impl T {
     /// Runs berth with `--root` and `--log` (json) set.
     pub fn berth(&self, args: &[&str]) -> Output {
         self.cmd(args).stdin(Stdio::null()).output().unwrap()
+    }
+
+    /// Runs berth (as [`T::berth`]), expects success; its stdout.
+    #[track_caller]
+    pub fn ok(&self, args: &[&str]) -> String {
+        ok(&self.berth(args))
+    }
+
+    /// A detached container of config `c` running `sleep 60`; returns
+    /// (id, init pid).
+    pub fn sleeper(&self, name: &str, mut c: Value) -> (String, i64) {
+        c["process"]["args"] = json!(["sleep", "60"]);
+        self.write_config(&c);
+        let id = self.id(name);
+        let st = self
+            .cmd(&["run", "-d", &id])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "run -d {id}: {st}");
+        let pid = self.state(&id)["pid"].as_i64().unwrap();
+        (id, pid)
     }
 
     /// The image store of this test.

@@ -8,7 +8,7 @@ set -eu
 testbin=${1:?usage: $0 TESTBIN [FILTER...]}
 shift
 [ -f /sys/fs/cgroup/cgroup.controllers ] || { echo "not a cgroup v2 host" >&2; exit 1; }
-export BERTH_BIN=/host/target/x86_64-unknown-linux-gnu/debug/berth BERTH_REPO=/host
+export BERTH_BIN=${BERTH_BIN:-/host/target/x86_64-unknown-linux-gnu/debug/berth} BERTH_REPO=/host
 # Fixtures (built on the host by `make fixtures`) are read from the share;
 # bundles, rootfs copies and image stores go to the guest's tmpfs.
 export BERTH_FIXTURES=/host/target/fixtures TMPDIR=/tmp

@@ -1,0 +1,176 @@
+//! The parent side of `create` (the child side is `init.rs`): the cgroups
+//! made and limited, the start socket bound, the one clone of the init,
+//! then the message loop over the socketpair until the init is `Ready`:
+//! id maps, cgroup membership and oom_score_adj written before `Go`, the
+//! prestart and createRuntime hooks run on `Hooks`, the seccomp listener
+//! passed on on `Seccomp`.
+
+use crate::cgroups::Cgroup;
+use crate::channel::{self, Channel, Msg};
+use crate::error::{Error, Result, SysCtx};
+use crate::init;
+use crate::namespaces::Plan;
+use crate::process;
+use crate::spec::Bundle;
+use crate::state::{self, Record, Status, START_SOCK};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+/// A short path to `name` inside `dir` through /proc/self/fd, so unix
+/// socket addresses fit in sun_path whatever the length of `--root`.
+pub(crate) fn short_path(dir: &impl AsRawFd, name: &str) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}/{name}", dir.as_raw_fd()))
+}
+
+/// Everything the parent needs to bring up one container init.
+pub(crate) struct Spawn<'a> {
+    pub bundle: &'a Bundle,
+    pub ns: &'a Plan,
+    pub cgroup: &'a Cgroup,
+    /// The record as saved before the clone (pid 0).
+    pub rec: &'a Record,
+    /// The container's state directory (where the start socket goes).
+    pub dir: &'a Path,
+    /// The state directory's lock fd: the init closes its copy at once,
+    /// so a SIGKILLed create cannot leave the lock held by it.
+    pub lock: RawFd,
+    /// The init's end of the console (`process.terminal`).
+    pub console: Option<UnixStream>,
+    /// `run`: no start socket; the init waits for a second `Go` on the
+    /// socketpair, which is returned for `run` to send it.
+    pub immediate: bool,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+}
+
+/// A container init that is set up and waiting to be started.
+pub(crate) struct Spawned {
+    pub pid: i32,
+    /// Its start time (see [`process::alive`]).
+    pub start: u64,
+    /// `run`'s end of the socketpair (see [`Spawn::immediate`]).
+    pub chan: Option<Channel>,
+}
+
+impl Spawn<'_> {
+    /// Clones the init and drives it to Ready. On failure the init is
+    /// killed and reaped; the caller removes cgroups and state.
+    pub(crate) fn run(mut self) -> Result<Spawned> {
+        let spec = &self.bundle.spec;
+        let console = self.console.take();
+        let res = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+        let devices = crate::devices::rules(spec.linux().as_ref())?;
+        self.cgroup.create(res, devices.as_deref())?;
+        let listener = if self.immediate {
+            None
+        } else {
+            let d = self.dir;
+            let dirfd = std::fs::File::open(d).map_err(|e| Error::io("cannot open", d, e))?;
+            Some(
+                UnixListener::bind(short_path(&dirfd, START_SOCK))
+                    .map_err(|e| Error::io("cannot listen on", d.join(START_SOCK), e))?,
+            )
+        };
+        let cg_fd = self.cgroup.clone_into_fd()?;
+        if let Some(p) = &self.ns.join_pid {
+            let f = std::fs::File::open(p).map_err(|e| Error::io("open namespace", p, e))?;
+            nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWPID)
+                .ctx(|| format!("setns {}", p.display()))?;
+        }
+        let (mut parent, child) = channel::pair().ctx(|| "socketpair".into())?;
+        let cloned = process::clone3(self.ns.clone_flags, cg_fd.as_ref())
+            .ctx(|| "clone container init".into())?;
+        if cloned.pid == 0 {
+            drop(parent);
+            init::run(init::Args {
+                bundle: self.bundle,
+                ns: self.ns,
+                cgroup: self.cgroup,
+                chan: child,
+                listener,
+                console,
+                no_pivot: self.no_pivot,
+                no_new_keyring: self.no_new_keyring,
+                lock_fd: self.lock,
+                state: spec
+                    .hooks()
+                    .is_some()
+                    .then(|| state::state_doc(self.rec, Status::Creating)),
+                preserve_fds: self.preserve_fds,
+            });
+        }
+        drop(child);
+        drop(listener);
+        drop(console);
+        let pid = cloned.pid;
+        if let Err(e) = self.drive(&mut parent, cloned) {
+            process::kill_and_reap(pid, true);
+            return Err(e);
+        }
+        Ok(Spawned {
+            pid,
+            start: process::proc_stat(pid).map(|s| s.1).unwrap_or(0),
+            chan: self.immediate.then_some(parent),
+        })
+    }
+
+    /// Releases the init and answers its messages until it is `Ready`.
+    fn drive(&self, parent: &mut Channel, cloned: process::Cloned) -> Result<()> {
+        let spec = &self.bundle.spec;
+        let pid = cloned.pid;
+        if self.ns.new_user {
+            let linux = spec.linux().as_ref().expect("validated");
+            let maps = [
+                ("uid_map", "linux.uidMappings", linux.uid_mappings()),
+                ("gid_map", "linux.gidMappings", linux.gid_mappings()),
+            ];
+            for (file, field, m) in maps {
+                process::write_id_map(pid, file, field, m.as_deref().unwrap_or(&[]))?;
+            }
+        }
+        self.cgroup.add(cloned)?;
+        if let Some(adj) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
+            std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
+                .map_err(|e| Error::invalid("process.oomScoreAdj", format!("{adj}: {e}")))?;
+        }
+        let go = |parent: &mut Channel| {
+            parent
+                .send(&Msg::Go)
+                .map_err(|e| Error::Init(format!("cannot release init: {e}")))
+        };
+        // The state the hooks and the seccomp agent get: the init's pid.
+        let creating = || {
+            let mut r = self.rec.clone();
+            r.pid = pid;
+            state::state_doc(&r, Status::Creating)
+        };
+        go(parent)?;
+        loop {
+            match parent.recv() {
+                Ok(Some(Msg::Ready)) => return Ok(()),
+                Ok(Some(Msg::Hooks)) => {
+                    let st = creating().to_string();
+                    let h = spec.hooks().as_ref();
+                    crate::hooks::run_all(
+                        "prestart",
+                        h.and_then(|h| h.prestart().as_ref()),
+                        || st.clone(),
+                    )?;
+                    crate::hooks::run_all(
+                        "createRuntime",
+                        h.and_then(|h| h.create_runtime().as_ref()),
+                        || st,
+                    )?;
+                    go(parent)?;
+                }
+                Ok(Some(Msg::Seccomp)) => {
+                    crate::seccomp::forward(parent, spec, pid, creating(), "init")?;
+                }
+                Ok(Some(Msg::Error(m))) => return Err(Error::Init(m)),
+                _ => return Err(Error::Init("exited during set-up".into())),
+            }
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! `berth pause`.
+
+use super::Global;
+use anyhow::Result;
+
+#[derive(clap::Args)]
+pub struct Args {
+    id: String,
+}
+
+pub fn run(g: &Global, a: &Args) -> Result<()> {
+    Ok(g.runtime()?.pause(&a.id)?)
+}

@@ -1,0 +1,13 @@
+//! `berth resume`.
+
+use super::Global;
+use anyhow::Result;
+
+#[derive(clap::Args)]
+pub struct Args {
+    id: String,
+}
+
+pub fn run(g: &Global, a: &Args) -> Result<()> {
+    Ok(g.runtime()?.resume(&a.id)?)
+}

@@ -1,0 +1,13 @@
+//! `berth start`.
+
+use super::Global;
+use anyhow::Result;
+
+#[derive(clap::Args)]
+pub struct Args {
+    id: String,
+}
+
+pub fn run(g: &Global, a: &Args) -> Result<()> {
+    Ok(g.runtime()?.start(&a.id)?)
+}

@@ -1,0 +1,14 @@
+//! Integration tests of the runtime: real containers from the busybox
+//! fixture, asserting on what the contained process saw. Run as root.
+//! One test binary (`runtime`), one module per topic.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod cgroups;
+mod exec;
+mod hooks;
+mod lifecycle;
+mod mounts;
+mod process;
+mod terminal;
