@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 VM := ../shared/vm/run-in-vm.sh
-APT_PKGS := busybox-static libseccomp-dev qemu-system-x86 iproute2 python3 zstd umoci runc containerd podman
+APT_PKGS := busybox-static gcc libc6-dev libseccomp-dev qemu-system-x86 iproute2 python3 zstd umoci runc containerd podman
 FIXTURES := target/fixtures
 # .cargo/config.toml builds for an explicit target (static linking).
 OUT := target/x86_64-unknown-linux-gnu
@@ -38,6 +38,7 @@ release: deps
 fixtures: deps
 	@[ -x $(FIXTURES)/busybox/bin/busybox ] || sh rootfs-fixtures/busybox-rootfs.sh $(FIXTURES)/busybox
 	@[ -f $(FIXTURES)/images/hostile/index.json ] || python3 rootfs-fixtures/make-images.py $(FIXTURES)/images $(FIXTURES)/busybox
+	@[ -x $(FIXTURES)/mempolicy ] || gcc -O2 -static -o $(FIXTURES)/mempolicy rootfs-fixtures/mempolicy.c
 
 # A demo container: prints its hostname, its pid (1) and its memory limit.
 run: release fixtures
@@ -61,6 +62,9 @@ test-host: build fixtures
 # overlay mount without fsconfig lowerdir+. Fixtures are built on the host.
 test-vm: build fixtures
 	$(VM) --setup >/dev/null
+	@# The runtime-spec schema samples, for the VM (which sees only this tree).
+	@rm -rf target/specs && mkdir -p target/specs/runtime-spec/schema && \
+	    cp -r ../shared/specs/runtime-spec/schema/test target/specs/runtime-spec/schema/
 	@for t in runtime security image; do \
 	    bin=$$($(CARGO) test --no-run --test $$t --message-format=json 2>/dev/null \
 	        | grep '"kind":\["test"\]' | grep "\"name\":\"$$t\"" \

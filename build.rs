@@ -9,8 +9,25 @@
 //! correctness. The option is lld's, the default linker of this target
 //! since Rust 1.90 (hence the workspace's rust-version); with another linker,
 //! set BERTH_NO_SYMBOL_ORDER=1 to build without the list.
+//!
+//! It also records the git commit for `berth --version`.
+
+/// The commit berth is built from, for `berth --version` (dockerd shows
+/// it in `docker info`): `git describe` of the checkout, else "unknown".
+fn commit() -> String {
+    let out = std::process::Command::new("git")
+        .args(["describe", "--always", "--dirty", "--long", "--tags"])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        _ => "unknown".into(),
+    }
+}
 
 fn main() {
+    println!("cargo:rustc-env=BERTH_COMMIT={}", commit());
+    println!("cargo:rerun-if-changed=.git/HEAD");
+    println!("cargo:rerun-if-changed=.git/index");
     let order = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/symbol-order.txt");
     println!("cargo:rerun-if-changed={}", order.display());
     println!("cargo:rerun-if-env-changed=BERTH_NO_SYMBOL_ORDER");

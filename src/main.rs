@@ -13,17 +13,35 @@
 
 mod cli;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use cli::{Cmd, Global, LogFormat};
 use std::io::Write;
 use std::path::PathBuf;
 
-const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\nspec: 1.2.0");
+/// `berth --version` in runc's layout (`runc version X`, `commit: ...`,
+/// `spec: ...`, `libseccomp: ...`), which dockerd parses for `docker info`.
+fn version_text() -> String {
+    format!(
+        "version {}\ncommit: {}\nspec: {}\nlibseccomp: {}",
+        env!("CARGO_PKG_VERSION"),
+        env!("BERTH_COMMIT"),
+        berth_runtime::SPEC_VERSION,
+        berth_runtime::libseccomp_version()
+    )
+}
 
 /// A runc-compatible OCI container runtime.
 #[derive(Parser)]
-#[command(name = "berth", version, long_version = LONG_VERSION, about, disable_help_subcommand = true)]
+#[command(
+    name = "berth",
+    about,
+    disable_help_subcommand = true,
+    disable_version_flag = true
+)]
 struct Cli {
+    /// Print the version.
+    #[arg(short = 'v', long, action = clap::ArgAction::Version)]
+    version: Option<bool>,
     #[command(flatten)]
     global: Global,
     #[command(subcommand)]
@@ -66,11 +84,22 @@ fn startup() {
 }
 
 fn berth_main() -> ! {
-    let cli = match Cli::try_parse() {
+    // Built once per process (clap keeps a &'static str).
+    let v: &'static str = Box::leak(version_text().into_boxed_str());
+    let cmd = Cli::command().version(v).long_version(v);
+    let cli = match cmd
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
         Ok(c) => c,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
         Err(e) => usage_error(&e),
     };
+    let _ = LOG.set((
+        cli.global.log.clone(),
+        cli.global.log_format == LogFormat::Json,
+    ));
+    berth_runtime::set_warning_handler(warning);
     // Commands that leave a berth process inside a container first make
     // sure the container cannot write berth's binary (CVE-2019-5736).
     if cli.cmd.enters_container() && std::env::var_os("BERTH_UNSAFE_EXE").is_none() {
@@ -84,11 +113,23 @@ fn berth_main() -> ! {
     }
 }
 
+/// `--log` and whether it is JSON, for the warning handler.
+static LOG: std::sync::OnceLock<(Option<PathBuf>, bool)> = std::sync::OnceLock::new();
+
+/// A warning of the runtime library: as runc logs it, to --log when given
+/// (level "warning"), else to stderr.
+fn warning(msg: &str) {
+    match LOG.get() {
+        Some((Some(path), json)) => append_log(path, *json, "warning", msg),
+        _ => eprintln!("warning: {msg}"),
+    }
+}
+
 /// An error: one line on stderr and in --log, exit 1 (255 for exec: runc's
 /// exec leaves 1..254 to the process).
 fn fail(cli: &Cli, msg: &str) -> ! {
     if let Some(path) = &cli.global.log {
-        append_log(path, cli.global.log_format == LogFormat::Json, msg);
+        append_log(path, cli.global.log_format == LogFormat::Json, "error", msg);
     }
     eprintln!("{msg}");
     std::process::exit(cli.cmd.failure_status());
@@ -115,7 +156,7 @@ fn usage_error(e: &clap::Error) -> ! {
     };
     if let Some(log) = value("--log") {
         let json = value("--log-format").as_deref() == Some("json");
-        append_log(&PathBuf::from(log), json, &msg);
+        append_log(&PathBuf::from(log), json, "error", &msg);
     }
     eprintln!("{msg} (see berth --help)");
     std::process::exit(1);
@@ -123,16 +164,16 @@ fn usage_error(e: &clap::Error) -> ! {
 
 /// Appends the error to --log as runc does: one JSON object per line with
 /// `--log-format json`, a logfmt line otherwise.
-fn append_log(path: &std::path::Path, json: bool, msg: &str) {
+fn append_log(path: &std::path::Path, json: bool, level: &str, msg: &str) {
     let time = berth_runtime::util::rfc3339_secs(berth_runtime::util::now().0);
     let line = if json {
         let mut m = serde_json::Map::new();
-        m.insert("level".into(), "error".into());
+        m.insert("level".into(), level.into());
         m.insert("msg".into(), msg.into());
         m.insert("time".into(), time.into());
         serde_json::Value::from(m).to_string()
     } else {
-        format!("time={time:?} level=error msg={msg:?}")
+        format!("time={time:?} level={level} msg={msg:?}")
     };
     if let Ok(mut f) = std::fs::OpenOptions::new()
         .create(true)

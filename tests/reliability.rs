@@ -404,9 +404,17 @@ fn bad_input_battery() {
             "destination \"relative/dest\"",
         ),
         (
-            "unknown capability",
-            Box::new(|c, _| c["process"]["capabilities"]["bounding"] = json!(["CAP_BOGUS"])),
-            "CAP_BOGUS",
+            // (An unknown capability is a warning, config.md says: see
+            // tests/runtime/compat.rs.) A bind mount option it cannot honour:
+            "filesystem data on a bind mount",
+            Box::new(|c, _| {
+                c["mounts"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"destination": "/mnt",
+                    "type": "none", "source": "/tmp", "options": ["rbind", "mode=700"]}))
+            }),
+            "option \"mode=700\" is not supported for a bind mount",
         ),
         (
             "sysctl that does not exist",

@@ -589,7 +589,7 @@ fn only_stdio_and_preserved_fds_and_no_cwd_outside_root() {
         );
         if code != 0 {
             assert!(
-                err.contains("process.cwd") || err.contains("no such"),
+                err.contains("process.cwd") || err.contains("chdir to cwd"),
                 "{err}"
             );
         }

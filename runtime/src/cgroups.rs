@@ -56,42 +56,33 @@ pub struct Layout {
 impl Layout {
     /// Reads the layout from /proc/self/mountinfo.
     pub fn detect() -> Result<Layout> {
-        let mi = std::fs::read_to_string("/proc/self/mountinfo")
-            .map_err(|e| Error::io("cannot read", "/proc/self/mountinfo", e))?;
-        let mut hierarchies = Vec::new();
-        for line in mi.lines() {
-            let Some((pre, post)) = line.split_once(" - ") else {
-                continue;
-            };
-            let pre: Vec<&str> = pre.split(' ').collect();
-            let post: Vec<&str> = post.split(' ').collect();
-            if pre.len() < 5 || post.len() < 3 {
-                continue;
-            }
-            let (fstype, opts) = (post[0], post[2]);
-            let v2 = match fstype {
-                "cgroup2" => true,
-                "cgroup" => false,
-                _ => continue,
-            };
-            let controllers = if v2 {
-                Vec::new()
-            } else {
-                opts.split(',')
-                    .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("release_agent"))
-                    .filter(|o| {
-                        !["noprefix", "clone_children", "xattr", "cpuset_v2_mode"].contains(o)
-                    })
-                    .map(str::to_string)
-                    .collect()
-            };
-            hierarchies.push(Hierarchy {
-                mount: PathBuf::from(unescape(pre[4])),
-                mount_root: PathBuf::from(unescape(pre[3])),
-                controllers,
-                v2,
-            });
-        }
+        let hierarchies = crate::mountinfo::read()?
+            .into_iter()
+            .filter_map(|m| {
+                let v2 = match m.fstype.as_str() {
+                    "cgroup2" => true,
+                    "cgroup" => false,
+                    _ => return None,
+                };
+                let controllers = if v2 {
+                    Vec::new()
+                } else {
+                    let skip = ["noprefix", "clone_children", "xattr", "cpuset_v2_mode"];
+                    m.super_options
+                        .split(',')
+                        .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("release_agent"))
+                        .filter(|o| !skip.contains(o))
+                        .map(str::to_string)
+                        .collect()
+                };
+                Some(Hierarchy {
+                    mount: m.mount_point,
+                    mount_root: m.root,
+                    controllers,
+                    v2,
+                })
+            })
+            .collect();
         Ok(Layout { hierarchies })
     }
 
@@ -99,26 +90,6 @@ impl Layout {
     pub fn unified(&self) -> bool {
         !self.hierarchies.is_empty() && self.hierarchies.iter().all(|h| h.v2)
     }
-}
-
-/// Mountinfo escapes space, tab, newline and backslash as octal.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// berth's own cgroup in a hierarchy, from /proc/self/cgroup.
@@ -268,9 +239,13 @@ impl Cgroup {
         res: Option<&LinuxResources>,
         devices: Option<&[crate::devices::Rule]>,
     ) -> Result<()> {
+        let extra = needed_v2(res);
         for (h, leaf) in &self.dirs {
-            if h.v2 && self.unified {
-                enable_controllers(&h.mount, leaf)?;
+            // On a hybrid host the cgroup2 hierarchy holds only what the
+            // config needs of it (hugetlb, the unified map's controllers).
+            if h.v2 && (self.unified || !extra.is_empty()) {
+                let defaults = if self.unified { DEFAULT_V2 } else { &[] };
+                enable_controllers(&h.mount, leaf, defaults, &extra)?;
             }
             mkdir_all(leaf, h)?;
         }
@@ -342,14 +317,39 @@ impl Cgroup {
         Ok(())
     }
 
-    /// Writes `linux.resources` (memory, cpu, cpuset, pids).
+    /// Writes `linux.resources`: memory, cpu, cpuset and pids; hugetlb,
+    /// rdma and the `unified` map wherever the host has them, each an
+    /// error where no hierarchy can take it.
     pub fn apply(&self, res: &LinuxResources) -> Result<()> {
+        let (mut huge, mut rdma_done, mut unified_done) = (false, false, false);
         for (h, d) in &self.dirs {
             if h.v2 && self.unified {
                 apply_v2(d, res)?;
             } else if !h.v2 {
                 apply_v1(h, d, res)?;
             }
+            huge |= hugetlb(h, d, res)?;
+            rdma_done |= rdma(h, d, res)?;
+            if h.v2 {
+                unified_map(d, res)?;
+                unified_done = true;
+            }
+        }
+        let asked = |v: Option<bool>| v.unwrap_or(false);
+        let missing = |field: &str, what: &str| {
+            Err(Error::invalid(field, format!("this host has no {what}")))
+        };
+        if asked(res.hugepage_limits().as_ref().map(|l| !l.is_empty())) && !huge {
+            return missing(
+                "linux.resources.hugepageLimits",
+                "hugetlb cgroup controller",
+            );
+        }
+        if asked(res.rdma().as_ref().map(|r| !r.is_empty())) && !rdma_done {
+            return missing("linux.resources.rdma", "rdma cgroup controller");
+        }
+        if asked(res.unified().as_ref().map(|u| !u.is_empty())) && !unified_done {
+            return missing("linux.resources.unified", "cgroup v2 hierarchy");
         }
         Ok(())
     }
@@ -402,19 +402,65 @@ fn mkdir_walk(leaf: &Path, h: &Hierarchy) -> Result<()> {
     Ok(())
 }
 
-/// On a unified host, enables the controllers berth uses in every ancestor's
-/// `cgroup.subtree_control` down to the leaf's parent.
-fn enable_controllers(mount: &Path, leaf: &Path) -> Result<()> {
+/// The controllers berth enables for every container on a unified host.
+const DEFAULT_V2: &[&str] = &["cpu", "cpuset", "memory", "pids", "io", "hugetlb", "rdma"];
+
+/// cgroup2 controllers the config needs by name: hugetlb for
+/// hugepageLimits, rdma, and those the `unified` map's keys start with.
+fn needed_v2(res: Option<&LinuxResources>) -> Vec<String> {
+    let mut v = Vec::new();
+    let Some(res) = res else { return v };
+    if res
+        .hugepage_limits()
+        .as_ref()
+        .is_some_and(|l| !l.is_empty())
+    {
+        v.push("hugetlb".to_string());
+    }
+    if res.rdma().as_ref().is_some_and(|r| !r.is_empty()) {
+        v.push("rdma".to_string());
+    }
+    for k in res.unified().iter().flatten().map(|(k, _)| k) {
+        if let Some((c, _)) = k.split_once('.') {
+            if c != "cgroup" && !v.iter().any(|x| x == c) {
+                v.push(c.to_string());
+            }
+        }
+    }
+    v
+}
+
+/// Enables controllers in every ancestor's `cgroup.subtree_control` down to
+/// the leaf's parent: of `defaults`, those the host has; every one of
+/// `needed` (an error naming it where the host lacks it).
+fn enable_controllers(
+    mount: &Path,
+    leaf: &Path,
+    defaults: &[&str],
+    needed: &[String],
+) -> Result<()> {
     let rel = leaf.strip_prefix(mount).unwrap_or(leaf);
     let mut d = mount.to_path_buf();
     let comps: Vec<_> = rel.components().collect();
     for (i, c) in comps.iter().enumerate() {
         let avail = std::fs::read_to_string(d.join("cgroup.controllers")).unwrap_or_default();
         let have = std::fs::read_to_string(d.join("cgroup.subtree_control")).unwrap_or_default();
-        let want: Vec<String> = ["cpu", "cpuset", "memory", "pids", "io", "hugetlb"]
+        let has = |list: &str, c: &str| list.split_whitespace().any(|a| a == c);
+        if let Some(n) = needed.iter().find(|n| !has(&avail, n)) {
+            return Err(Error::invalid(
+                "linux.resources",
+                format!(
+                    "the {n} cgroup controller is not available in {} (it has: {})",
+                    d.display(),
+                    avail.trim()
+                ),
+            ));
+        }
+        let want: Vec<String> = defaults
             .iter()
-            .filter(|c| avail.split_whitespace().any(|a| a == **c))
-            .filter(|c| !have.split_whitespace().any(|a| a == **c))
+            .copied()
+            .chain(needed.iter().map(String::as_str))
+            .filter(|c| has(&avail, c) && !has(&have, c))
             .map(|c| format!("+{c}"))
             .collect();
         if !want.is_empty() {
@@ -432,6 +478,108 @@ fn enable_controllers(mount: &Path, leaf: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Whether controller `c` acts on directory `d` of hierarchy `h` (v1: the
+/// hierarchy has it; v2: it is enabled for the directory).
+fn controls(h: &Hierarchy, d: &Path, c: &str) -> bool {
+    if h.v2 {
+        read_list(d, "cgroup.controllers").iter().any(|x| x == c)
+    } else {
+        h.has(c)
+    }
+}
+
+/// hugepageLimits in one hierarchy, if it has the hugetlb controller:
+/// reservation limits where the kernel has them (`rsvd`), else usage
+/// limits (config-linux.md "Huge page limits"). Returns whether it did.
+fn hugetlb(h: &Hierarchy, d: &Path, res: &LinuxResources) -> Result<bool> {
+    let Some(limits) = res.hugepage_limits().as_ref().filter(|l| !l.is_empty()) else {
+        return Ok(false);
+    };
+    if !controls(h, d, "hugetlb") {
+        return Ok(false);
+    }
+    for l in limits {
+        let size = l.page_size();
+        let (rsvd, plain) = if h.v2 {
+            (
+                format!("hugetlb.{size}.rsvd.max"),
+                format!("hugetlb.{size}.max"),
+            )
+        } else {
+            (
+                format!("hugetlb.{size}.rsvd.limit_in_bytes"),
+                format!("hugetlb.{size}.limit_in_bytes"),
+            )
+        };
+        let file = if d.join(&rsvd).exists() { rsvd } else { plain };
+        if !d.join(&file).exists() {
+            return Err(Error::invalid(
+                "linux.resources.hugepageLimits",
+                format!("pageSize {size}: this host has no such huge page size"),
+            ));
+        }
+        write(d, &file, &l.limit().to_string())?;
+    }
+    Ok(true)
+}
+
+/// linux.resources.rdma in one hierarchy, if it has the rdma controller.
+fn rdma(h: &Hierarchy, d: &Path, res: &LinuxResources) -> Result<bool> {
+    let Some(devs) = res.rdma().as_ref().filter(|r| !r.is_empty()) else {
+        return Ok(false);
+    };
+    if !controls(h, d, "rdma") {
+        return Ok(false);
+    }
+    for (dev, r) in devs {
+        let n = |v: Option<u32>| v.map_or("max".to_string(), |v| v.to_string());
+        let line = format!(
+            "{dev} hca_handle={} hca_object={}",
+            n(r.hca_handles()),
+            n(r.hca_objects())
+        );
+        write(d, "rdma.max", &line)
+            .map_err(|e| Error::invalid(format!("linux.resources.rdma.{dev}"), e.to_string()))?;
+    }
+    Ok(true)
+}
+
+/// The `unified` map (config-linux.md "Unified"): each key a file of the
+/// container's cgroup2 directory, written as given. Keys are plain file
+/// names; the controllers they need were enabled at create.
+fn unified_map(d: &Path, res: &LinuxResources) -> Result<()> {
+    let Some(map) = res.unified().as_ref() else {
+        return Ok(());
+    };
+    let mut keys: Vec<_> = map.iter().collect();
+    keys.sort();
+    for (k, v) in keys {
+        let field = format!("linux.resources.unified.{k}");
+        if k.is_empty() || k.contains('/') || k.starts_with('.') {
+            return Err(Error::invalid(field, "not a cgroup file name"));
+        }
+        if !d.join(k).exists() {
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "{} has no such file (is its controller enabled?)",
+                    d.display()
+                ),
+            ));
+        }
+        write(d, k, v).map_err(|e| Error::invalid(field, e.to_string()))?;
+    }
+    Ok(())
+}
+
+fn read_list(d: &Path, f: &str) -> Vec<String> {
+    std::fs::read_to_string(d.join(f))
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
 fn limit(v: i64) -> String {
     if v < 0 {
         "max".into()
@@ -442,6 +590,19 @@ fn limit(v: i64) -> String {
 
 fn apply_v2(d: &Path, res: &LinuxResources) -> Result<()> {
     if let Some(m) = res.memory() {
+        if let (Some(l), Some(true)) = (m.limit(), m.check_before_update()) {
+            // cgroup v2 would OOM-kill instead of refusing (as v1 does).
+            let current = read_list(d, "memory.current")
+                .first()
+                .and_then(|c| c.parse::<i64>().ok())
+                .unwrap_or(0);
+            if l >= 0 && l < current {
+                return Err(Error::invalid(
+                    "linux.resources.memory.limit",
+                    format!("{l} is below the current usage {current} (checkBeforeUpdate)"),
+                ));
+            }
+        }
         if let Some(l) = m.limit() {
             write(d, "memory.max", &limit(l))?;
         }
@@ -608,7 +769,6 @@ mod tests {
         assert!(parse_path("/").is_err());
         assert_eq!(parse_path("/a/b").unwrap(), (true, vec!["a", "b"]));
         assert_eq!(parse_path("a//b/").unwrap(), (false, vec!["a", "b"]));
-        assert_eq!(unescape("/a\\040b"), "/a b");
     }
 
     #[test]

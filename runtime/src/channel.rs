@@ -20,6 +20,9 @@ pub enum Msg {
     /// Init (or exec child) to parent: the seccomp notify listener fd
     /// rides along (SCM_RIGHTS); hand it to the agent, then send Go.
     Seccomp,
+    /// Init (or exec child) to parent: something was left out and is
+    /// worth a warning (berth logs it and goes on).
+    Warning(String),
     /// Init to parent: setting up failed (the init exits after it).
     Error(String),
 }
@@ -63,8 +66,12 @@ impl Channel {
             Msg::Ready => buf.push(b'R'),
             Msg::Hooks => buf.push(b'H'),
             Msg::Seccomp => buf.push(b'S'),
-            Msg::Error(s) => {
-                buf.push(b'E');
+            Msg::Warning(s) | Msg::Error(s) => {
+                buf.push(if matches!(m, Msg::Warning(_)) {
+                    b'W'
+                } else {
+                    b'E'
+                });
                 buf.extend_from_slice(&s.as_bytes()[..s.len().min(4000)]);
             }
         }
@@ -95,6 +102,7 @@ impl Channel {
             b'R' => Msg::Ready,
             b'H' => Msg::Hooks,
             b'S' => Msg::Seccomp,
+            b'W' => Msg::Warning(body),
             _ => Msg::Error(body),
         }))
     }
@@ -157,6 +165,7 @@ mod tests {
             Msg::Go,
             Msg::Ready,
             Msg::Hooks,
+            Msg::Warning("left out: y".into()),
             Msg::Error("boom: x".into()),
         ] {
             a.send(&m).unwrap();

@@ -8,7 +8,7 @@
 //! allocate; it never returns into berth's code.
 
 use crate::channel::{Channel, Msg};
-use crate::error::{Error, Result, SysCtx};
+use crate::error::{strerror, Error, Result, SysCtx};
 use nix::sys::stat::Mode;
 use oci_spec::runtime::{Capability, PosixRlimitType};
 use std::ffi::CString;
@@ -25,6 +25,18 @@ pub(crate) struct Prog {
     seccomp: Option<crate::seccomp::Filter>,
     /// The seccomp notify listener, for berth to pass to the agent.
     notify_fd: Option<std::os::fd::OwnedFd>,
+    /// What could not be applied and is only worth a warning (config.md:
+    /// capabilities that cannot be granted), for berth to log.
+    pub(crate) warnings: Vec<String>,
+}
+
+impl Prog {
+    /// Sends the warnings to berth (which logs them) over the socketpair.
+    pub(crate) fn send_warnings(&mut self, chan: &mut Channel) {
+        for w in self.warnings.drain(..) {
+            let _ = chan.send(&Msg::Warning(w));
+        }
+    }
 }
 
 /// Hands the seccomp listener fd (if any) to berth over the socketpair and
@@ -34,13 +46,36 @@ pub(crate) fn send_notify_fd(chan: &mut Channel, prog: &mut Prog) -> Result<()> 
         return Ok(());
     };
     chan.send_fd(&Msg::Seccomp, &fd)
-        .map_err(|e| Error::Init(format!("send seccomp fd: {e}")))?;
+        .map_err(|e| Error::Other(format!("send seccomp fd: {e}")))?;
     drop(fd);
     match chan.recv() {
         Ok(Some(Msg::Go)) => Ok(()),
         // berth reports the failure; just end.
         _ => crate::process::exit_child(1),
     }
+}
+
+/// chdir(2) to `cwd`; with `verify`, checks it lies inside the root
+/// (CVE-2024-21626: a cwd reached through a leaked fd is outside it, and
+/// getcwd(2) then fails or says "(unreachable)"). runc's wording.
+fn enter_cwd(cwd: &Path, verify: bool) -> Result<()> {
+    nix::unistd::chdir(cwd).map_err(|e| {
+        Error::Other(format!(
+            "chdir to cwd ({:?}) set in config.json failed: {}",
+            cwd.display().to_string(),
+            strerror(e)
+        ))
+    })?;
+    if verify && !matches!(std::env::current_dir(), Ok(p) if p.is_absolute()) {
+        return Err(Error::invalid(
+            "process.cwd",
+            format!(
+                "{}: current working directory is outside of container mount namespace root -- possible container breakout detected",
+                cwd.display()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn cstr(s: &str) -> Result<CString> {
@@ -94,33 +129,29 @@ pub(crate) fn finish_process(
         envp: env.iter().map(|s| cstr(s)).collect::<Result<_>>()?,
         seccomp: None,
         notify_fd: None,
+        warnings: Vec::new(),
     };
 
     crate::security::apply_process_attrs(process, linux)?;
+    crate::security::apply_memory_policy(linux)?;
     crate::security::apply_exec_labels(process)?;
     let nnp = process.no_new_privileges().unwrap_or(false);
-    if !nnp {
-        // Without no_new_privs, loading needs CAP_SYS_ADMIN: load now.
+    let cwd = process.cwd();
+    // Without no_new_privs, loading the filter needs CAP_SYS_ADMIN: it is
+    // loaded now, before the user and capabilities change. The cwd check
+    // comes first: it must not depend on syscalls the profile may deny.
+    let early = !nnp && filter.is_some();
+    if early {
+        enter_cwd(cwd, true)?;
         if let Some(f) = filter.take() {
             prog.notify_fd = f.load()?;
         }
     }
-    set_user_and_caps(process)?;
+    set_user_and_caps(process, &mut prog.warnings)?;
     let umask = process.user().umask().unwrap_or(0o022);
     nix::sys::stat::umask(Mode::from_bits_truncate(umask));
-    let cwd = process.cwd();
-    nix::unistd::chdir(cwd).ctx(|| format!("process.cwd {}", cwd.display()))?;
-    // CVE-2024-21626: a cwd reached through a leaked fd lies outside the
-    // root, and getcwd(2) then fails (or says "(unreachable)").
-    match std::env::current_dir() {
-        Ok(p) if p.is_absolute() => {}
-        _ => {
-            return Err(Error::invalid(
-                "process.cwd",
-                format!("{}: outside the container's root", cwd.display()),
-            ))
-        }
-    }
+    // As the process's user, so a cwd it may not enter fails (as in runc).
+    enter_cwd(cwd, !early)?;
     if nnp {
         // SAFETY: prctl with integer arguments only.
         let r = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
@@ -211,20 +242,41 @@ fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
     }
 }
 
-/// execvp-style lookup of `prog` in the PATH of the process env.
-fn lookup(prog: &str, env: &[&str]) -> Result<PathBuf> {
-    let executable = |p: &Path| {
-        nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok()
-            && std::fs::metadata(p).is_ok_and(|m| m.is_file())
+/// Whether `p` is an executable regular file, or why not: Go's
+/// `exec.LookPath` checks, whose wording runc reports and podman and Docker
+/// map to exit codes ("no such file or directory" 127, "permission denied"
+/// 126).
+fn executable(p: &Path) -> std::result::Result<(), String> {
+    use nix::unistd::{faccessat, AccessFlags};
+    let m = match nix::sys::stat::stat(p) {
+        Ok(m) => m,
+        Err(e) => return Err(format!("stat {}: {}", p.display(), strerror(e))),
     };
+    if m.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        return Err(strerror(nix::errno::Errno::EISDIR));
+    }
+    let flags = nix::fcntl::AtFlags::AT_EACCESS;
+    match faccessat(nix::fcntl::AT_FDCWD, p, AccessFlags::X_OK, flags) {
+        Ok(()) => Ok(()),
+        // No faccessat2, or a seccomp profile denying it: the mode bits.
+        Err(nix::errno::Errno::ENOSYS | nix::errno::Errno::EPERM) if m.st_mode & 0o111 != 0 => {
+            Ok(())
+        }
+        Err(nix::errno::Errno::ENOSYS | nix::errno::Errno::EPERM) => {
+            Err(strerror(nix::errno::Errno::EACCES))
+        }
+        Err(e) => Err(strerror(e)),
+    }
+}
+
+/// execvp-style lookup of `prog` in the PATH of the process env, with
+/// runc's error messages.
+fn lookup(prog: &str, env: &[&str]) -> Result<PathBuf> {
     if prog.contains('/') {
         let p = PathBuf::from(prog);
-        return if executable(&p) {
-            Ok(p)
-        } else {
-            Err(Error::Init(format!(
-                "exec: {prog:?}: no such executable file"
-            )))
+        return match executable(&p) {
+            Ok(()) => Ok(p),
+            Err(why) => Err(Error::Other(format!("exec: {prog:?}: {why}"))),
         };
     }
     let path = env
@@ -233,43 +285,106 @@ fn lookup(prog: &str, env: &[&str]) -> Result<PathBuf> {
         .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     path.split(':')
         .map(|d| Path::new(if d.is_empty() { "." } else { d }).join(prog))
-        .find(|p| executable(p))
+        .find(|p| executable(p).is_ok())
         .ok_or_else(|| {
-            Error::Init(format!(
+            Error::Other(format!(
                 "exec: {prog:?}: executable file not found in $PATH"
             ))
         })
 }
 
-fn to_caps(set: &Option<std::collections::HashSet<Capability>>) -> Result<caps::CapsHashSet> {
+fn to_caps(set: &Option<std::collections::HashSet<Capability>>) -> caps::CapsHashSet {
+    // Every name oci-spec parses is one the caps crate knows.
     set.iter()
         .flatten()
-        .map(|c| {
-            let name = format!("CAP_{c}");
-            name.parse::<caps::Capability>().map_err(|_| {
-                Error::invalid("process.capabilities", format!("unknown capability {name}"))
-            })
-        })
+        .filter_map(|c| format!("CAP_{c}").parse::<caps::Capability>().ok())
         .collect()
+}
+
+fn mask(set: &caps::CapsHashSet) -> u64 {
+    set.iter().fold(0, |m, c| m | c.bitmask())
+}
+
+fn names(mask: u64) -> String {
+    let mut v: Vec<String> = caps::all()
+        .into_iter()
+        .filter(|c| mask & c.bitmask() != 0)
+        .map(|c| c.to_string())
+        .collect();
+    v.sort();
+    v.join(", ")
+}
+
+/// capset(2)/capget(2)'s header and per-32-bit data (version 3).
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const CAP_V3: u32 = 0x2008_0522;
+
+/// Sets the effective, permitted and inheritable sets in one capset(2).
+fn capset(eff: u64, perm: u64, inh: u64) -> nix::Result<()> {
+    let mut h = CapHeader {
+        version: CAP_V3,
+        pid: 0,
+    };
+    let d: [CapData; 2] = [0, 32].map(|s| CapData {
+        effective: (eff >> s) as u32,
+        permitted: (perm >> s) as u32,
+        inheritable: (inh >> s) as u32,
+    });
+    // SAFETY: capset(2) with a version-3 header and its two data structs,
+    // both alive for the call.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &mut h as *mut CapHeader, d.as_ptr()) };
+    nix::errno::Errno::result(r).map(drop)
+}
+
+/// This process's permitted set (capget(2)).
+fn permitted_now() -> nix::Result<u64> {
+    let mut h = CapHeader {
+        version: CAP_V3,
+        pid: 0,
+    };
+    let mut d = [CapData::default(); 2];
+    // SAFETY: capget(2) fills the two data structs we pass, both alive.
+    let r = unsafe { libc::syscall(libc::SYS_capget, &mut h as *mut CapHeader, d.as_mut_ptr()) };
+    nix::errno::Errno::result(r)?;
+    Ok(d[0].permitted as u64 | (d[1].permitted as u64) << 32)
 }
 
 /// User, groups and the five capability sets (config.md "User",
 /// "capabilities"): the bounding set is cut while still root, ids change
-/// with PR_SET_KEEPCAPS, then the other sets are set exactly.
-fn set_user_and_caps(process: &oci_spec::runtime::Process) -> Result<()> {
+/// with PR_SET_KEEPCAPS, then the other sets are set. A capability that
+/// cannot be granted (berth does not hold it, or the kernel does not know
+/// it) is left out with a warning, as config.md asks and runc does; so is
+/// an ambient one outside the inheritable set (runc's own `runc spec`
+/// config asks for such).
+fn set_user_and_caps(
+    process: &oci_spec::runtime::Process,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
     use caps::CapSet;
     let user = process.user();
     let c = process.capabilities().as_ref();
-    let sets = match c {
-        Some(c) => Some((
-            to_caps(c.bounding())?,
-            to_caps(c.effective())?,
-            to_caps(c.permitted())?,
-            to_caps(c.inheritable())?,
-            to_caps(c.ambient())?,
-        )),
-        None => None,
-    };
+    let sets = c.map(|c| {
+        (
+            to_caps(c.bounding()),
+            mask(&to_caps(c.effective())),
+            mask(&to_caps(c.permitted())),
+            mask(&to_caps(c.inheritable())),
+            to_caps(c.ambient()),
+        )
+    });
     let ce = |e: caps::errors::CapsError| Error::Other(format!("capabilities: {e}"));
     if let Some((bounding, ..)) = &sets {
         // Dropping a capability the set lacks already is a no-op: one
@@ -306,14 +421,32 @@ fn set_user_and_caps(process: &oci_spec::runtime::Process) -> Result<()> {
         .ctx(|| format!("process.user.uid {uid}: setresuid"))?;
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
-    if let Some((_, effective, permitted, inheritable, ambient)) = sets {
-        // Effective first: it must stay a subset of permitted at each step.
-        caps::set(None, CapSet::Effective, &effective).map_err(ce)?;
-        caps::set(None, CapSet::Permitted, &permitted).map_err(ce)?;
-        caps::set(None, CapSet::Inheritable, &inheritable).map_err(ce)?;
-        caps::clear(None, CapSet::Ambient).map_err(ce)?;
-        for cap in ambient {
-            caps::raise(None, CapSet::Ambient, cap).map_err(ce)?;
+    let Some((_, mut eff, mut perm, mut inh, ambient)) = sets else {
+        return Ok(());
+    };
+    if capset(eff, perm, inh).is_err() {
+        // Only what berth holds can be granted: leave out the rest.
+        let have = permitted_now().ctx(|| "capget".into())?;
+        let missing = (eff | perm | inh) & !have;
+        warnings.push(format!(
+            "process.capabilities: {} cannot be granted (not held by berth or unknown to the kernel): left out",
+            names(missing)
+        ));
+        (eff, perm, inh) = (eff & have, perm & have, inh & have);
+        capset(eff, perm, inh).ctx(|| "capabilities: capset".into())?;
+    }
+    caps::clear(None, CapSet::Ambient).map_err(ce)?;
+    let mut ambient: Vec<_> = ambient.into_iter().collect();
+    ambient.sort_by_key(|c| c.index());
+    for cap in ambient {
+        // Raising needs the capability permitted and inheritable; runc's
+        // own default config asks for ambient ones it leaves out.
+        if let Err(e) = caps::raise(None, CapSet::Ambient, cap) {
+            let why = match e.to_string() {
+                m if m.contains("Operation not permitted") => strerror(nix::errno::Errno::EPERM),
+                m => m,
+            };
+            warnings.push(format!("can't raise ambient capability {cap}: {why}"));
         }
     }
     Ok(())
@@ -330,7 +463,11 @@ pub(crate) fn exec(prog: &Prog) -> Error {
         }
     }
     let e = nix::unistd::execve(&prog.path, &argv, &envp).unwrap_err();
-    Error::Other(format!("exec {:?}: {e}", prog.path))
+    Error::Other(format!(
+        "exec {}: {}",
+        prog.path.to_string_lossy(),
+        strerror(e)
+    ))
 }
 
 /// Marks every fd above the stdio and the preserved ones close-on-exec.

@@ -142,6 +142,18 @@ impl Runtime {
             .unwrap_or_else(|| format!("berth/{}", o.id));
         let shared_parent = cg_path == format!("berth/{}", o.id);
         let cgroup = Cgroup::plan(&layout, &cg_path)?;
+        let rdt = match linux.and_then(|l| l.intel_rdt().as_ref()) {
+            Some(r) => match crate::rdt::mount_point()? {
+                Some(root) => Some((root, r)),
+                None => {
+                    return Err(Error::invalid(
+                        "linux.intelRdt",
+                        "no resctrl filesystem is mounted (this host has no Intel RDT, or it is not mounted)",
+                    ))
+                }
+            },
+            None => None,
+        };
 
         let (dir, lock) = self.store.claim(&o.id)?;
         let mut rec = Record {
@@ -155,6 +167,10 @@ impl Runtime {
             freezer: cgroup.freezer(),
             own_pidns: ns.new_pid || ns.join_pid.is_some(),
             hooks: bundle.spec.hooks().clone(),
+            rdt: rdt
+                .as_ref()
+                .map(|(root, r)| crate::rdt::planned(root, r, &o.id))
+                .unwrap_or_default(),
             ..Default::default()
         };
         let spawned = self.store.save(&rec).and_then(|_| {
@@ -170,6 +186,7 @@ impl Runtime {
                 no_pivot: o.no_pivot,
                 no_new_keyring: o.no_new_keyring,
                 preserve_fds,
+                rdt: rdt.as_ref().map(|(root, r)| (root.as_path(), *r)),
             }
             .run()
         });
@@ -206,6 +223,7 @@ impl Runtime {
     /// Removes what a create set up (idempotent).
     fn cleanup(&self, rec: &Record) {
         let _ = cgroups::remove(&rec.cgroups);
+        crate::rdt::remove(&rec.rdt);
         let _ = self.store.remove(&rec.id);
     }
 
@@ -338,14 +356,13 @@ impl Runtime {
             cgroups::kill_all(&rec.leaves);
         }
         cgroups::remove(&rec.cgroups)?;
+        crate::rdt::remove(&rec.rdt);
         self.store.remove(id)?;
         // poststop failures are warnings only (runtime.md step 13).
         let poststop = rec.hooks.as_ref().and_then(|h| h.poststop().as_ref());
-        if let Err(e) = crate::hooks::run_all("poststop", poststop, || {
+        crate::hooks::run_all_warn("poststop", poststop, || {
             state::state_doc(&rec, Status::Stopped).to_string()
-        }) {
-            eprintln!("warning: {e}");
-        }
+        });
         Ok(())
     }
 

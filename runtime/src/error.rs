@@ -36,7 +36,9 @@ pub enum Error {
     },
     #[error("{what}: {err}")]
     Sys { what: String, err: nix::Error },
-    #[error("container init: {0}")]
+    /// The container process failed before its program ran (runc's
+    /// wording, which callers match).
+    #[error("unable to start container process: {0}")]
     Init(String),
     #[error("{0}")]
     Other(String),
@@ -63,6 +65,33 @@ impl Error {
             field: field.into(),
             msg: msg.into(),
         }
+    }
+}
+
+static WARN: std::sync::OnceLock<fn(&str)> = std::sync::OnceLock::new();
+
+/// Where the library's warnings go (the CLI logs them as runc does);
+/// without a handler they go to stderr.
+pub fn set_warning_handler(f: fn(&str)) {
+    let _ = WARN.set(f);
+}
+
+/// Logs a warning (runtime.md "Warnings": the operation goes on).
+pub(crate) fn warn(msg: &str) {
+    match WARN.get() {
+        Some(f) => f(msg),
+        None => eprintln!("warning: {msg}"),
+    }
+}
+
+/// An errno as Go (and so runc) words it: strerror(3) starting lowercase,
+/// e.g. "no such file or directory".
+pub(crate) fn strerror(e: nix::errno::Errno) -> String {
+    let d = e.desc();
+    let mut c = d.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => d.to_string(),
     }
 }
 

@@ -257,7 +257,8 @@ impl Runtime {
                         let state = self.store.state_json(&rec);
                         crate::seccomp::forward(&mut parent, &spec, pid, state, "exec")?;
                     }
-                    Ok(Some(Msg::Error(m))) => return Err(Error::Other(m)),
+                    Ok(Some(Msg::Warning(w))) => crate::error::warn(&w),
+                    Ok(Some(Msg::Error(m))) => return Err(Error::Init(m)),
                     Ok(Some(_)) | Err(_) => {
                         return Err(Error::Init("exec process failed during set-up".into()))
                     }
@@ -308,11 +309,9 @@ fn exec_child(
             child::setup_console(console, false)?;
         }
         let mut prog = child::finish_process(process, linux, preserve_fds)?;
+        prog.send_warnings(chan);
         child::send_notify_fd(chan, &mut prog)?;
-        Err(match child::exec(&prog) {
-            Error::Other(m) => Error::Init(m),
-            e => e,
-        })
+        Err(child::exec(&prog))
     };
     match run() {
         Err(e) => e,

@@ -30,6 +30,21 @@ pub fn run_all(
     Ok(())
 }
 
+/// Runs every hook of `kind`, logging each failure as a warning (poststop:
+/// runtime.md step 13, the remaining hooks and the lifecycle go on).
+pub fn run_all_warn(kind: &str, hooks: Option<&Vec<Hook>>, state: impl FnOnce() -> String) {
+    let hooks = match hooks {
+        Some(h) if !h.is_empty() => h,
+        _ => return,
+    };
+    let state = state();
+    for (i, h) in hooks.iter().enumerate() {
+        if let Err(e) = run(h, &state) {
+            crate::error::warn(&format!("{kind} hook {i} ({}): {e}", h.path().display()));
+        }
+    }
+}
+
 fn run(h: &Hook, state: &str) -> std::result::Result<(), String> {
     let mut cmd = Command::new(h.path());
     if let Some(args) = h.args() {

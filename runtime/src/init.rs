@@ -39,6 +39,8 @@ pub(crate) struct Args<'a> {
     pub state: Option<serde_json::Value>,
     /// berth's lock on the state directory, closed first thing.
     pub lock_fd: std::os::fd::RawFd,
+    /// Idmapped mounts the parent made (see `idmap.rs`).
+    pub idmapped: crate::idmap::Trees,
 }
 
 /// Entry point in the child; never returns.
@@ -47,6 +49,7 @@ pub(crate) fn run(mut a: Args) -> ! {
     // in the init uses; the parent keeps its own.
     unsafe { libc::close(a.lock_fd) };
     let prog = match setup(&mut a).and_then(|mut p| {
+        p.send_warnings(&mut a.chan);
         child::send_notify_fd(&mut a.chan, &mut p)?;
         Ok(p)
     }) {
@@ -172,10 +175,17 @@ fn setup(a: &mut Args) -> Result<Prog> {
             cgroup: a.cgroup,
             in_userns: a.ns.in_userns(),
             new_cgroupns: a.ns.new_cgroup,
+            idmapped: &a.idmapped,
         };
         mounts::prepare_rootfs(&ctx, a.no_pivot, &mut before_pivot)?;
     } else {
         before_pivot()?;
+        if a.ns.shared_mount {
+            // As runc: no pivot_root without a mount namespace of its own.
+            let r = &a.bundle.rootfs;
+            nix::unistd::chroot(r).ctx(|| format!("chroot {}", r.display()))?;
+            nix::unistd::chdir("/").ctx(|| "chdir /".into())?;
+        }
     }
     if process.terminal().unwrap_or(false) {
         child::setup_console(a.console.take(), true)?;
@@ -199,6 +209,7 @@ fn setup(a: &mut Args) -> Result<Prog> {
         {
             remount_root_ro()?;
         }
+        mounts::apply_root_propagation(spec)?;
     }
     child::finish_process(process, spec.linux().as_ref(), a.preserve_fds)
 }

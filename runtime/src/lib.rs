@@ -18,8 +18,8 @@
 //! | --- | --- |
 //! | 4 lifecycle | container, exec, ops, update |
 //! | 3 process set-up | spawn, init, child |
-//! | 2 subsystems | spec, mounts, cgroups, devices, seccomp, security, hooks, tty, state, exe |
-//! | 1 primitives | namespaces, process, channel, resolve, newmount, signal |
+//! | 2 subsystems | spec, mounts, idmap, netdev, rdt, cgroups, devices, seccomp, security, hooks, tty, state, exe |
+//! | 1 primitives | namespaces, process, channel, netlink, resolve, newmount, mountinfo, tree, signal |
 //! | 0 base | error, util |
 //!
 //! `spawn` is the parent side of `create`, `init` the child side; `child`
@@ -34,12 +34,17 @@ mod error;
 pub mod exe;
 mod exec;
 mod hooks;
+mod idmap;
 mod init;
+mod mountinfo;
 mod mounts;
 pub mod namespaces;
+mod netdev;
+mod netlink;
 mod newmount;
 mod ops;
 mod process;
+mod rdt;
 mod resolve;
 mod seccomp;
 mod security;
@@ -47,13 +52,19 @@ pub mod signal;
 mod spawn;
 pub mod spec;
 mod state;
+mod tree;
 mod tty;
 mod update;
 pub mod util;
 
+/// The runtime-spec version berth implements (state documents, features,
+/// `--version`).
+pub const SPEC_VERSION: &str = "1.3.0";
+
 pub use container::{CreateOpts, Runtime};
-pub use error::{Error, Result};
+pub use error::{set_warning_handler, Error, Result};
 pub use exec::ExecOpts;
 pub use ops::features;
+pub use seccomp::libseccomp_version;
 pub use state::validate_id;
 pub use update::UpdateOpts;

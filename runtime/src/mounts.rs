@@ -21,17 +21,125 @@ pub struct Opts {
     pub prop: MsFlags,
     /// Options passed to the filesystem as data (mode=755, size=...).
     pub data: Vec<String>,
+    /// Recursive attributes (`rro`, `rnosuid`, ...): MOUNT_ATTR_* bits
+    /// set and cleared on the mount and every submount (mount_setattr(2)
+    /// with AT_RECURSIVE).
+    pub rec_set: u64,
+    pub rec_clr: u64,
+    /// `idmap` (false) or `ridmap` (true).
+    pub idmap: Option<bool>,
+    /// `tmpcopyup`: the tmpfs starts with what was at its destination.
+    pub tmpcopyup: bool,
 }
 
-/// Splits mount(8)-style options into flags, propagation and data.
+/// Every option `parse_options` knows (what `features` reports).
+pub const MOUNT_OPTIONS: &[&str] = &[
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "idmap",
+    "iversion",
+    "lazytime",
+    "loud",
+    "mand",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "noiversion",
+    "nolazytime",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "nosymfollow",
+    "private",
+    "ratime",
+    "rbind",
+    "rdev",
+    "rdiratime",
+    "relatime",
+    "remount",
+    "rexec",
+    "ridmap",
+    "rnoatime",
+    "rnodev",
+    "rnodiratime",
+    "rnoexec",
+    "rnorelatime",
+    "rnostrictatime",
+    "rnosuid",
+    "rnosymfollow",
+    "ro",
+    "rprivate",
+    "rrelatime",
+    "rro",
+    "rrw",
+    "rshared",
+    "rslave",
+    "rstrictatime",
+    "rsuid",
+    "rsymfollow",
+    "runbindable",
+    "rw",
+    "shared",
+    "silent",
+    "slave",
+    "strictatime",
+    "suid",
+    "symfollow",
+    "sync",
+    "tmpcopyup",
+    "unbindable",
+];
+
+/// MS_NOSYMFOLLOW (Linux 5.10), which nix does not name.
+const MS_NOSYMFOLLOW: MsFlags = MsFlags::from_bits_retain(256);
+
+/// The recursive option `name` as (set, clear) MOUNT_ATTR_* bits.
+fn recursive(name: &str) -> Option<(u64, u64)> {
+    use crate::newmount::attr::*;
+    Some(match name {
+        "rro" => (RDONLY, 0),
+        "rrw" => (0, RDONLY),
+        "rnosuid" => (NOSUID, 0),
+        "rsuid" => (0, NOSUID),
+        "rnodev" => (NODEV, 0),
+        "rdev" => (0, NODEV),
+        "rnoexec" => (NOEXEC, 0),
+        "rexec" => (0, NOEXEC),
+        "rnodiratime" => (NODIRATIME, 0),
+        "rdiratime" => (0, NODIRATIME),
+        "rnosymfollow" => (NOSYMFOLLOW, 0),
+        "rsymfollow" => (0, NOSYMFOLLOW),
+        // The access-time mode is one field: cleared, then set.
+        "rnoatime" => (NOATIME, ATIME),
+        "rstrictatime" | "rnorelatime" => (STRICTATIME, ATIME),
+        "rrelatime" | "ratime" | "rnostrictatime" => (RELATIME, ATIME),
+        _ => return None,
+    })
+}
+
+/// Splits mount(8)-style options into flags, propagation, recursive
+/// attributes, berth's own options and data.
 pub fn parse_options(opts: &[String]) -> Opts {
     let mut o = Opts {
         flags: MsFlags::empty(),
         prop: MsFlags::empty(),
         data: Vec::new(),
+        rec_set: 0,
+        rec_clr: 0,
+        idmap: None,
+        tmpcopyup: false,
     };
     for opt in opts {
         let (set, clear) = match opt.as_str() {
+            "defaults" => continue,
             "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
             "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
             "nosuid" => (MsFlags::MS_NOSUID, MsFlags::empty()),
@@ -58,6 +166,10 @@ pub fn parse_options(opts: &[String]) -> Opts {
             "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME),
             "lazytime" => (MsFlags::MS_LAZYTIME, MsFlags::empty()),
             "nolazytime" => (MsFlags::empty(), MsFlags::MS_LAZYTIME),
+            "iversion" => (MsFlags::MS_I_VERSION, MsFlags::empty()),
+            "noiversion" => (MsFlags::empty(), MsFlags::MS_I_VERSION),
+            "nosymfollow" => (MS_NOSYMFOLLOW, MsFlags::empty()),
+            "symfollow" => (MsFlags::empty(), MS_NOSYMFOLLOW),
             "silent" => (MsFlags::MS_SILENT, MsFlags::empty()),
             "loud" => (MsFlags::empty(), MsFlags::MS_SILENT),
             "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable"
@@ -65,16 +177,77 @@ pub fn parse_options(opts: &[String]) -> Opts {
                 o.prop |= propagation(opt).unwrap_or(MsFlags::empty());
                 continue;
             }
-            // runc's extension, handled by copying; berth does not copy up.
-            "tmpcopyup" => continue,
-            _ => {
-                o.data.push(opt.clone());
+            "tmpcopyup" => {
+                o.tmpcopyup = true;
+                continue;
+            }
+            "idmap" | "ridmap" => {
+                o.idmap = Some(opt == "ridmap");
+                continue;
+            }
+            other => {
+                match recursive(other) {
+                    Some((set, clr)) => {
+                        o.rec_set = (o.rec_set & !clr) | set;
+                        o.rec_clr = (o.rec_clr & !set) | clr;
+                    }
+                    None => o.data.push(opt.clone()),
+                }
                 continue;
             }
         };
         o.flags = (o.flags | set) & !clear;
     }
     o
+}
+
+/// Checks what `create` would only find out half way: options a mount
+/// cannot honour (config.md "Linux mount options": an option berth does
+/// not apply is an error, never silently dropped) and idmap settings.
+pub fn check(spec: &Spec) -> std::result::Result<(), String> {
+    let linux = spec.linux().as_ref();
+    let userns_maps = linux
+        .and_then(|l| l.uid_mappings().as_ref())
+        .is_some_and(|m| !m.is_empty());
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let field = format!("mounts[{i}] {}", m.destination().display());
+        let o = parse_options(m.options().as_deref().unwrap_or(&[]));
+        let typ = m.typ().as_deref().unwrap_or("");
+        let bind = o.flags.contains(MsFlags::MS_BIND);
+        if bind {
+            // A bind mount takes no filesystem data: the kernel would
+            // ignore it, so it would silently not happen.
+            if let Some(d) = o.data.first() {
+                return Err(format!(
+                    "{field}: option {d:?} is not supported for a bind mount"
+                ));
+            }
+        }
+        if o.tmpcopyup && typ != "tmpfs" {
+            return Err(format!(
+                "{field}: tmpcopyup is only for tmpfs mounts, not {typ:?}"
+            ));
+        }
+        let (uids, gids) = (m.uid_mappings().as_ref(), m.gid_mappings().as_ref());
+        if uids.is_some() != gids.is_some() {
+            return Err(format!(
+                "{field}: uidMappings and gidMappings must be given together"
+            ));
+        }
+        if o.idmap.is_some() || uids.is_some() {
+            if !bind {
+                return Err(format!(
+                    "{field}: idmapped mounts (idmap, ridmap, uidMappings) are only for bind mounts"
+                ));
+            }
+            if uids.is_none() && !userns_maps {
+                return Err(format!(
+                    "{field}: idmap needs uidMappings and gidMappings, or a user namespace to take them from"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Propagation names as `rootfsPropagation` and mount options take them.
@@ -106,6 +279,8 @@ pub struct RootfsCtx<'a> {
     pub cgroup: &'a Cgroup,
     pub in_userns: bool,
     pub new_cgroupns: bool,
+    /// Idmapped trees the parent made (`idmap.rs`), by mount index.
+    pub idmapped: &'a [(usize, OwnedFd)],
 }
 
 /// Builds the container's rootfs in the (new) mount namespace and pivots
@@ -117,13 +292,27 @@ pub fn prepare_rootfs(
     before_pivot: &mut dyn FnMut() -> Result<()>,
 ) -> Result<()> {
     let linux = ctx.spec.linux().as_ref();
-    let prop = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
-        Some(p) => propagation(p).ok_or_else(|| Error::invalid("linux.rootfsPropagation", p))?,
-        None => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+    let requested = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+        Some(p) => {
+            Some(propagation(p).ok_or_else(|| Error::invalid("linux.rootfsPropagation", p))?)
+        }
+        None => None,
     };
-    // Stop our mounts from propagating to the host (runtime-linux.md).
-    mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
-        .ctx(|| "make / private/slave".into())?;
+    // Before the pivot, `/` takes the requested propagation (so that a
+    // shared one keeps the host's peer groups, for bidirectional mounts),
+    // by default rslave: our mounts never propagate to the host
+    // (runtime-linux.md). An unbindable one would make the rootfs itself
+    // unbindable: rprivate until after the pivot.
+    let before = match requested {
+        None => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        Some(p) if p.contains(MsFlags::MS_UNBINDABLE) => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        Some(p) => p,
+    };
+    mount(None::<&str>, "/", None::<&str>, before, None::<&str>)
+        .ctx(|| "set the propagation of /".into())?;
+    if before.contains(MsFlags::MS_SHARED) {
+        private_parent(ctx.rootfs)?;
+    }
     mount(
         Some(ctx.rootfs),
         ctx.rootfs,
@@ -143,21 +332,12 @@ pub fn prepare_rootfs(
         .map_err(|e| Error::io("readlink", ctx.rootfs, e))?
         .join("proc");
     for (i, m) in ctx.spec.mounts().iter().flatten().enumerate() {
-        mount_one(ctx, &root, &root_proc, m)
-            .map_err(|e| Error::Init(format!("mounts[{i}] {}: {e}", m.destination().display())))?;
+        let tree = ctx.idmapped.iter().find(|(n, _)| *n == i).map(|(_, t)| t);
+        mount_one(ctx, &root, &root_proc, m, tree)
+            .map_err(|e| Error::Other(format!("mounts[{i}] {}: {e}", m.destination().display())))?;
     }
     create_devices(ctx, &root)?;
 
-    if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref()) {
-        // The rootfs itself gets the requested propagation too.
-        let _ = mount(
-            None::<&str>,
-            ctx.rootfs,
-            None::<&str>,
-            propagation(p).unwrap_or(MsFlags::MS_SLAVE),
-            None::<&str>,
-        );
-    }
     before_pivot()?;
     if no_pivot {
         nix::unistd::chdir(ctx.rootfs).ctx(|| "chdir rootfs".into())?;
@@ -171,11 +351,59 @@ pub fn prepare_rootfs(
     Ok(())
 }
 
+/// The container's root gets the requested `rootfsPropagation` once it
+/// is `/` and every mount is made (masks and read-only paths are binds,
+/// which an unbindable tree refuses); private it is already.
+pub fn apply_root_propagation(spec: &Spec) -> Result<()> {
+    let p = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .and_then(propagation);
+    if let Some(p) = p.filter(|p| !p.contains(MsFlags::MS_PRIVATE)) {
+        mount(None::<&str>, "/", None::<&str>, p, None::<&str>)
+            .ctx(|| "linux.rootfsPropagation: set the propagation of /".into())?;
+    }
+    Ok(())
+}
+
+/// Makes the mount the rootfs lies on private when it is shared (this
+/// mount namespace's copy only): pivot_root(2) refuses a new root whose
+/// parent mount is shared, and the rootfs bind must not propagate to the
+/// host's peers.
+fn private_parent(rootfs: &Path) -> Result<()> {
+    let mounts = crate::mountinfo::read()?;
+    let rootfs = std::fs::canonicalize(rootfs).map_err(|e| Error::io("rootfs", rootfs, e))?;
+    let Some(parent) = crate::mountinfo::containing(&mounts, &rootfs).filter(|m| m.shared()) else {
+        return Ok(());
+    };
+    let p = &parent.mount_point;
+    mount(
+        None::<&str>,
+        p,
+        None::<&str>,
+        MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .ctx(|| format!("make {} private", p.display()))
+}
+
 /// pivot_root(".", ".") inside the new root, then detach the old root that
 /// is stacked on top of it (no put_old directory needed).
 fn pivot(root: &OwnedFd) -> Result<()> {
+    // The old root, to find it again once it is stacked on the new one:
+    // "." after the pivot is the new root (mount(2) does not cross to the
+    // mount on top), and making that rslave would cut every container
+    // mount from its peers (bidirectional propagation).
+    let old = nix::fcntl::open(
+        "/",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open /".into())?;
     nix::unistd::fchdir(root).ctx(|| "fchdir rootfs".into())?;
     nix::unistd::pivot_root(".", ".").ctx(|| "pivot_root".into())?;
+    nix::unistd::fchdir(&old).ctx(|| "fchdir old root".into())?;
     // Keep the unmount of the old root from reaching the host.
     mount(
         None::<&str>,
@@ -190,7 +418,13 @@ fn pivot(root: &OwnedFd) -> Result<()> {
 }
 
 /// `root_proc`: the resolved host path of the rootfs's `/proc`.
-fn mount_one(ctx: &RootfsCtx, root: &OwnedFd, root_proc: &Path, m: &Mount) -> Result<()> {
+fn mount_one(
+    ctx: &RootfsCtx,
+    root: &OwnedFd,
+    root_proc: &Path,
+    m: &Mount,
+    idmapped: Option<&OwnedFd>,
+) -> Result<()> {
     let o = parse_options(m.options().as_deref().unwrap_or(&[]));
     let typ = m.typ().as_deref().unwrap_or("");
     let dest = m.destination();
@@ -217,21 +451,40 @@ fn mount_one(ctx: &RootfsCtx, root: &OwnedFd, root_proc: &Path, m: &Mount) -> Re
     }
     .ctx(|| "resolve destination in rootfs".into())?;
     check_proc_destination(root_proc, &target, typ)?;
-    let data = o.data.join(",");
+    let mut data = o.data.join(",");
+    // linux.mountLabel labels what the container's own filesystems hold.
+    if let Some(label) = ctx
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.mount_label().as_deref())
+    {
+        if !bind
+            && !label.is_empty()
+            && matches!(typ, "tmpfs" | "devpts" | "mqueue")
+            && crate::security::selinux_enabled()
+        {
+            let sep = if data.is_empty() { "" } else { "," };
+            data = format!("{data}{sep}context=\"{label}\"");
+        }
+    }
     let data = (!data.is_empty()).then_some(data.as_str());
+    let reopen = || open_in_root(root, dest, OFlag::O_PATH).ctx(|| "reopen target".into());
     if bind {
-        mount(
-            Some(&source),
-            &fdpath(&target),
-            None::<&str>,
-            o.flags & (MsFlags::MS_BIND | MsFlags::MS_REC),
-            None::<&str>,
-        )
-        .ctx(|| format!("bind {}", source.display()))?;
+        match idmapped {
+            Some(tree) => crate::newmount::move_onto(tree, &target)?,
+            None => mount(
+                Some(&source),
+                &fdpath(&target),
+                None::<&str>,
+                o.flags & (MsFlags::MS_BIND | MsFlags::MS_REC),
+                None::<&str>,
+            )
+            .ctx(|| format!("bind {}", source.display()))?,
+        }
         let extra = o.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
         if !extra.is_empty() {
-            let t = open_in_root(root, dest, OFlag::O_PATH).ctx(|| "reopen bind target".into())?;
-            remount_bind(&fdpath(&t), extra)?;
+            remount_bind(&fdpath(&reopen()?), extra)?;
         }
     } else {
         let src = if source.as_os_str().is_empty() {
@@ -239,14 +492,37 @@ fn mount_one(ctx: &RootfsCtx, root: &OwnedFd, root_proc: &Path, m: &Mount) -> Re
         } else {
             source
         };
-        mount(Some(&src), &fdpath(&target), Some(typ), o.flags, data)
+        // tmpcopyup: what is at the destination now, to copy in.
+        let below = if o.tmpcopyup {
+            Some(open_dir(&target)?)
+        } else {
+            None
+        };
+        let flags = if below.is_some() {
+            o.flags & !MsFlags::MS_RDONLY
+        } else {
+            o.flags
+        };
+        mount(Some(&src), &fdpath(&target), Some(typ), flags, data)
             .ctx(|| format!("mount {typ}"))?;
+        if let Some(below) = below {
+            let top = open_dir(&reopen()?)?;
+            crate::tree::copy(&below, &top).ctx(|| "tmpcopyup".into())?;
+            if o.flags.contains(MsFlags::MS_RDONLY) {
+                let f = MsFlags::MS_REMOUNT | o.flags;
+                mount(None::<&str>, &fdpath(&reopen()?), None::<&str>, f, data)
+                    .ctx(|| "remount read-only".into())?;
+            }
+        }
+    }
+    if o.rec_set != 0 || o.rec_clr != 0 {
+        crate::newmount::setattr(&reopen()?, o.rec_set, o.rec_clr, None, true)
+            .map_err(|e| Error::Other(format!("recursive mount options: {e}")))?;
     }
     if !o.prop.is_empty() {
-        let t = open_in_root(root, dest, OFlag::O_PATH).ctx(|| "reopen target".into())?;
         mount(
             None::<&str>,
-            &fdpath(&t),
+            &fdpath(&reopen()?),
             None::<&str>,
             o.prop,
             None::<&str>,
@@ -254,6 +530,17 @@ fn mount_one(ctx: &RootfsCtx, root: &OwnedFd, root_proc: &Path, m: &Mount) -> Re
         .ctx(|| "set propagation".into())?;
     }
     Ok(())
+}
+
+/// A directory fd of what an O_PATH fd refers to.
+fn open_dir(fd: &OwnedFd) -> Result<OwnedFd> {
+    nix::fcntl::openat(
+        fd,
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open mount target".into())
 }
 
 /// The procfs files a mount may cover (lxcfs-style overlays), as runc
@@ -621,17 +908,23 @@ pub fn mask_and_readonly(spec: &Spec) -> Result<()> {
         };
         ro().map_err(|e| Error::invalid("linux.readonlyPaths", format!("{p}: {e}")))?;
     }
+    let mut empty_dir: Option<OwnedFd> = None;
     for p in linux.masked_paths().iter().flatten() {
         let Some((fd, dir)) = target("linux.maskedPaths", p)? else {
             continue;
         };
-        let mask = || -> Result<()> {
-            let tree = if dir {
-                nm::empty_ro_tmpfs()?
+        let mut mask = || -> Result<()> {
+            // Directories share one empty read-only tmpfs: a copy of its
+            // mount each (Kubernetes masks one path per CPU).
+            let from = if dir {
+                if empty_dir.is_none() {
+                    empty_dir = Some(nm::empty_ro_tmpfs()?);
+                }
+                empty_dir.as_ref().expect("just made").as_raw_fd()
             } else {
-                nm::clone_tree(dev_null.as_raw_fd(), c"", false)?
+                dev_null.as_raw_fd()
             };
-            nm::move_onto(&tree, &fd)
+            nm::move_onto(&nm::clone_tree(from, c"", false)?, &fd)
         };
         mask().map_err(|e| Error::invalid("linux.maskedPaths", format!("{p}: {e}")))?;
     }
@@ -644,6 +937,21 @@ mod tests {
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn every_listed_option_is_known() {
+        for o in MOUNT_OPTIONS {
+            let p = parse_options(&[o.to_string()]);
+            assert!(p.data.is_empty(), "{o} would be passed as filesystem data");
+        }
+        let p = parse_options(&s(&["rbind", "rro", "rnoatime", "ridmap", "tmpcopyup"]));
+        assert_eq!(
+            p.rec_set,
+            crate::newmount::attr::RDONLY | crate::newmount::attr::NOATIME
+        );
+        assert_eq!(p.rec_clr, crate::newmount::attr::ATIME);
+        assert_eq!((p.idmap, p.tmpcopyup), (Some(true), true));
     }
 
     #[test]

@@ -22,6 +22,13 @@ pub struct Plan {
     pub new_mount: bool,
     pub new_pid: bool,
     pub new_uts: bool,
+    /// A new time namespace: berth unshares it before the clone (so its
+    /// offsets can be written while no process is in it yet) and the init
+    /// is born in it.
+    pub new_time: bool,
+    /// No mount namespace at all: the container shares berth's mount
+    /// table and is only chroot(2)ed into its rootfs.
+    pub shared_mount: bool,
     /// Namespaces the init joins, user first.
     pub join: Vec<(CloneFlags, PathBuf)>,
     /// A pid namespace berth joins before the clone.
@@ -78,6 +85,7 @@ impl Plan {
                                 "the kernel has no time namespaces",
                             ))
                         }
+                        LinuxNamespaceType::Time => p.new_time = true,
                         _ => p.clone_flags |= flag(t),
                     }
                     p.new_user |= t == LinuxNamespaceType::User;
@@ -97,12 +105,7 @@ impl Plan {
                 }
             }
         }
-        if !p.new_mount && !joined_mount {
-            return Err(Error::invalid(
-                "linux.namespaces",
-                "a mount namespace is required",
-            ));
-        }
+        p.shared_mount = !p.new_mount && !joined_mount;
         Ok(p)
     }
 }

@@ -14,13 +14,25 @@ struct MountAttr {
     userns_fd: u64,
 }
 
-pub(crate) const MOUNT_ATTR_RDONLY: u64 = 0x1;
-const MOUNT_ATTR_NOSUID: u64 = 0x2;
-const MOUNT_ATTR_NODEV: u64 = 0x4;
-const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+/// MOUNT_ATTR_* (include/uapi/linux/mount.h).
+pub(crate) mod attr {
+    pub const RDONLY: u64 = 0x1;
+    pub const NOSUID: u64 = 0x2;
+    pub const NODEV: u64 = 0x4;
+    pub const NOEXEC: u64 = 0x8;
+    /// The access-time field: RELATIME (0), NOATIME or STRICTATIME.
+    pub const ATIME: u64 = 0x70;
+    pub const RELATIME: u64 = 0x0;
+    pub const NOATIME: u64 = 0x10;
+    pub const STRICTATIME: u64 = 0x20;
+    pub const NODIRATIME: u64 = 0x80;
+    pub const IDMAP: u64 = 0x10_0000;
+    pub const NOSYMFOLLOW: u64 = 0x20_0000;
+}
+pub(crate) const MOUNT_ATTR_RDONLY: u64 = attr::RDONLY;
 /// What masks and readonlyPaths get: read-only, nosuid, nodev, noexec.
 pub(crate) const MOUNT_ATTR_LOCKED_DOWN: u64 =
-    MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+    attr::RDONLY | attr::NOSUID | attr::NODEV | attr::NOEXEC;
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const AT_RECURSIVE: libc::c_uint = 0x8000;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
@@ -52,11 +64,24 @@ pub(crate) fn clone_tree(dirfd: i32, path: &std::ffi::CStr, recursive: bool) -> 
 
 /// Sets mount attributes (MOUNT_ATTR_*) on the mount `fd` refers to.
 pub(crate) fn set_attr(fd: &OwnedFd, set: u64, recursive: bool) -> Result<()> {
+    setattr(fd, set, 0, None, recursive)
+}
+
+/// mount_setattr(2) on the mount `fd` refers to (and with `recursive`
+/// every mount below it): `set` and `clr` MOUNT_ATTR_* bits, and with
+/// `userns` an idmapping (MOUNT_ATTR_IDMAP in `set`).
+pub(crate) fn setattr(
+    fd: &impl AsRawFd,
+    set: u64,
+    clr: u64,
+    userns: Option<&OwnedFd>,
+    recursive: bool,
+) -> Result<()> {
     let attr = MountAttr {
         attr_set: set,
-        attr_clr: 0,
+        attr_clr: clr,
         propagation: 0,
-        userns_fd: 0,
+        userns_fd: userns.map_or(0, |u| u.as_raw_fd() as u64),
     };
     let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
     if recursive {

@@ -149,34 +149,62 @@ impl Runtime {
     }
 }
 
-/// `features` (features.md): what this berth supports, truthfully.
+/// Whether this host has cgroup controller `c` (v1 or v2).
+fn host_has_controller(c: &str) -> bool {
+    let Ok(layout) = Layout::detect() else {
+        return false;
+    };
+    layout.hierarchies.iter().any(|h| {
+        if h.v2 {
+            std::fs::read_to_string(h.mount.join("cgroup.controllers"))
+                .is_ok_and(|s| s.split_whitespace().any(|x| x == c))
+        } else {
+            h.controllers.iter().any(|x| x == c)
+        }
+    })
+}
+
+/// `features` (features.md): what this berth supports, truthfully for
+/// this build and this host.
 pub fn features() -> Value {
     let caps: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
+    let resctrl = crate::rdt::mount_point().ok().flatten();
+    let monitoring = resctrl
+        .as_ref()
+        .is_some_and(|r| r.join("mon_groups").is_dir());
     json!({
         "ociVersionMin": "1.0.0",
-        "ociVersionMax": "1.2.0",
+        "ociVersionMax": crate::SPEC_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
-        "mountOptions": [
-            "async", "atime", "bind", "dev", "diratime", "dirsync", "exec", "lazytime", "loud",
-            "mand", "noatime", "nodev", "nodiratime", "noexec", "nolazytime", "nomand",
-            "norelatime", "nostrictatime", "nosuid", "private", "rbind", "relatime", "remount",
-            "ro", "rprivate", "rshared", "rslave", "runbindable", "rw", "shared", "silent",
-            "slave", "strictatime", "suid", "sync", "tmpcopyup", "unbindable"
-        ],
+        "mountOptions": crate::mounts::MOUNT_OPTIONS,
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,
-            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false},
+            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false,
+                "rdma": host_has_controller("rdma")},
             "seccomp": crate::seccomp::features(),
             // Labels are applied only where the host has the LSM enabled.
             "apparmor": {"enabled": crate::security::apparmor_enabled()},
             "selinux": {"enabled": crate::security::selinux_enabled()},
-            "intelRdt": {"enabled": false},
-            "mountExtensions": {"idmap": {"enabled": false}},
-            "netDevices": {"enabled": false}
+            "intelRdt": {"enabled": resctrl.is_some(), "schemata": resctrl.is_some(),
+                "monitoring": monitoring},
+            "memoryPolicy": {
+                "modes": ["MPOL_DEFAULT", "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE",
+                    "MPOL_PREFERRED", "MPOL_PREFERRED_MANY", "MPOL_LOCAL"],
+                "flags": ["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"]
+            },
+            "mountExtensions": {"idmap": {"enabled": true}},
+            "netDevices": {"enabled": true}
         },
         "annotations": {
-            "io.github.berth.version": env!("CARGO_PKG_VERSION")
+            "io.github.berth.version": env!("CARGO_PKG_VERSION"),
+            "io.github.berth.libseccomp.version": crate::seccomp::libseccomp_version(),
+            // crun's leniency, not runc's failure at mount time.
+            "io.github.berth.selinux.mountLabel": if crate::security::selinux_enabled() {
+                "applied to tmpfs, devpts and mqueue mounts"
+            } else {
+                "ignored: SELinux is not enabled on this host"
+            }
         }
     })
 }

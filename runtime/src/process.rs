@@ -11,7 +11,7 @@ use std::path::Path;
 
 /// clone3(2) flag (libc's constant is deprecated for overflowing c_int).
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-/// CLONE_NEWTIME; clone3(2) takes it, clone(2) cannot.
+/// CLONE_NEWTIME (time_namespaces(7)), which libc does not name.
 pub const CLONE_NEWTIME: u64 = 0x80;
 
 #[repr(C)]
@@ -41,8 +41,8 @@ pub struct Cloned {
 /// clone3(2) without a new stack: returns twice, like fork(2). Where clone3
 /// is missing (kernels before 5.3, or a seccomp filter answering ENOSYS to
 /// it, as Docker's default profile does so that callers fall back), clone(2)
-/// does the same without `CLONE_INTO_CGROUP`; `CLONE_NEWTIME`, which only
-/// clone3 takes, then fails with EINVAL.
+/// does the same without `CLONE_INTO_CGROUP` (callers make time namespaces
+/// with unshare(2) first, as clone(2) cannot).
 pub fn clone3(flags: u64, cgroup_fd: Option<&OwnedFd>) -> nix::Result<Cloned> {
     let mut args = CloneArgs {
         flags,
@@ -69,9 +69,6 @@ pub fn clone3(flags: u64, cgroup_fd: Option<&OwnedFd>) -> nix::Result<Cloned> {
             in_cgroup: cgroup_fd.is_some(),
         }),
         Err(nix::errno::Errno::ENOSYS) => {
-            if flags & CLONE_NEWTIME != 0 {
-                return Err(nix::errno::Errno::EINVAL);
-            }
             // SAFETY: as above; clone(2) with a zero stack pointer and no
             // CLONE_VM, CLONE_SETTLS or tid pointers behaves like fork.
             let r =

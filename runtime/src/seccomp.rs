@@ -213,6 +213,14 @@ pub(crate) fn forward(
         .map_err(|e| Error::Init(format!("cannot release {who}: {e}")))
 }
 
+/// The libseccomp berth is linked with, e.g. "2.5.4".
+pub fn libseccomp_version() -> String {
+    match libseccomp::ScmpVersion::current() {
+        Ok(v) => format!("{}.{}.{}", v.major, v.minor, v.micro),
+        Err(_) => "unknown".into(),
+    }
+}
+
 /// What `features` reports (features-linux.md "Seccomp").
 pub(crate) fn features() -> serde_json::Value {
     let v = libseccomp::ScmpVersion::current().ok();

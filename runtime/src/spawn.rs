@@ -23,6 +23,43 @@ pub(crate) fn short_path(dir: &impl AsRawFd, name: &str) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}/{name}", dir.as_raw_fd()))
 }
 
+const CLONE_NEWTIME: libc::c_int = process::CLONE_NEWTIME as libc::c_int;
+
+/// Makes berth's next child be born in a new time namespace with the
+/// config's `timeOffsets` (time_namespaces(7): offsets can only be written
+/// before a process enters it). Returns berth's own time namespace, to go
+/// back to once the init is cloned.
+fn enter_new_time_ns(spec: &oci_spec::runtime::Spec) -> Result<std::os::fd::OwnedFd> {
+    let own = nix::fcntl::open(
+        "/proc/self/ns/time",
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx(|| "open /proc/self/ns/time".into())?;
+    nix::sched::unshare(nix::sched::CloneFlags::from_bits_retain(CLONE_NEWTIME))
+        .ctx(|| "unshare time namespace".into())?;
+    let offsets = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().as_ref());
+    let mut text = String::new();
+    for (clock, o) in offsets.into_iter().flatten() {
+        let secs = o.secs().unwrap_or(0);
+        let nanos = o.nanosecs().unwrap_or(0);
+        text.push_str(&format!("{clock} {secs} {nanos}\n"));
+    }
+    if !text.is_empty() {
+        // After unshare(2), this file is the offsets of the new namespace.
+        std::fs::write("/proc/self/timens_offsets", &text).map_err(|e| {
+            Error::invalid(
+                "linux.timeOffsets",
+                format!("{}: {e}", text.trim().replace('\n', ", ")),
+            )
+        })?;
+    }
+    Ok(own)
+}
+
 /// Everything the parent needs to bring up one container init.
 pub(crate) struct Spawn<'a> {
     pub bundle: &'a Bundle,
@@ -43,6 +80,8 @@ pub(crate) struct Spawn<'a> {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// `linux.intelRdt` and the resctrl mount to apply it under.
+    pub rdt: Option<(&'a Path, &'a oci_spec::runtime::LinuxIntelRdt)>,
 }
 
 /// A container init that is set up and waiting to be started.
@@ -73,6 +112,7 @@ impl Spawn<'_> {
                     .map_err(|e| Error::io("cannot listen on", d.join(START_SOCK), e))?,
             )
         };
+        let idmapped = crate::idmap::prepare(spec, &self.bundle.dir)?;
         let cg_fd = self.cgroup.clone_into_fd()?;
         if let Some(p) = &self.ns.join_pid {
             let f = std::fs::File::open(p).map_err(|e| Error::io("open namespace", p, e))?;
@@ -80,8 +120,20 @@ impl Spawn<'_> {
                 .ctx(|| format!("setns {}", p.display()))?;
         }
         let (mut parent, child) = channel::pair().ctx(|| "socketpair".into())?;
-        let cloned = process::clone3(self.ns.clone_flags, cg_fd.as_ref())
-            .ctx(|| "clone container init".into())?;
+        let own_time = if self.ns.new_time {
+            Some(enter_new_time_ns(spec)?)
+        } else {
+            None
+        };
+        let cloned = process::clone3(self.ns.clone_flags, cg_fd.as_ref());
+        if let Some(fd) = &own_time {
+            // berth's later children (hooks) stay in berth's time namespace.
+            if cloned.as_ref().is_ok_and(|c| c.pid != 0) {
+                nix::sched::setns(fd, nix::sched::CloneFlags::from_bits_retain(CLONE_NEWTIME))
+                    .ctx(|| "return to berth's time namespace".into())?;
+            }
+        }
+        let cloned = cloned.ctx(|| "clone container init".into())?;
         if cloned.pid == 0 {
             drop(parent);
             init::run(init::Args {
@@ -99,11 +151,13 @@ impl Spawn<'_> {
                     .is_some()
                     .then(|| state::state_doc(self.rec, Status::Creating)),
                 preserve_fds: self.preserve_fds,
+                idmapped,
             });
         }
         drop(child);
         drop(listener);
         drop(console);
+        drop(idmapped);
         let pid = cloned.pid;
         if let Err(e) = self.drive(&mut parent, cloned) {
             process::kill_and_reap(pid, true);
@@ -114,6 +168,24 @@ impl Spawn<'_> {
             start: process::proc_stat(pid).map(|s| s.1).unwrap_or(0),
             chan: self.immediate.then_some(parent),
         })
+    }
+
+    /// The container's network namespace: the one the config joins, or
+    /// the init's new one.
+    fn netns(&self, pid: i32) -> Result<std::os::fd::OwnedFd> {
+        let joined = self
+            .ns
+            .join
+            .iter()
+            .find(|(f, _)| *f == nix::sched::CloneFlags::CLONE_NEWNET)
+            .map(|(_, p)| p.clone());
+        let p = joined.unwrap_or_else(|| PathBuf::from(format!("/proc/{pid}/ns/net")));
+        nix::fcntl::open(
+            &p,
+            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .ctx(|| format!("open {}", p.display()))
     }
 
     /// Releases the init and answers its messages until it is `Ready`.
@@ -131,6 +203,17 @@ impl Spawn<'_> {
             }
         }
         self.cgroup.add(cloned)?;
+        if let Some((root, rdt)) = self.rdt {
+            crate::rdt::apply(root, rdt, &self.rec.id, pid)?;
+        }
+        if spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.net_devices().as_ref())
+            .is_some_and(|d| !d.is_empty())
+        {
+            crate::netdev::move_all(spec, &self.netns(pid)?)?;
+        }
         if let Some(adj) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
             std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
                 .map_err(|e| Error::invalid("process.oomScoreAdj", format!("{adj}: {e}")))?;
@@ -168,6 +251,7 @@ impl Spawn<'_> {
                 Ok(Some(Msg::Seccomp)) => {
                     crate::seccomp::forward(parent, spec, pid, creating(), "init")?;
                 }
+                Ok(Some(Msg::Warning(w))) => crate::error::warn(&w),
                 Ok(Some(Msg::Error(m))) => return Err(Error::Init(m)),
                 _ => return Err(Error::Init("exited during set-up".into())),
             }

@@ -61,8 +61,44 @@ pub fn load_bundle(dir: &Path) -> Result<Bundle> {
 }
 
 /// Parses config.json, turning serde's message into one naming the field.
+/// A capability name no kernel berth knows of is left out with a warning
+/// (config.md: capabilities that cannot be granted are warnings, not
+/// errors), as runc does.
 pub fn parse(data: &[u8]) -> std::result::Result<Spec, String> {
-    serde_json::from_slice::<Spec>(data).map_err(|e| format!("invalid config: {e}"))
+    let err = match serde_json::from_slice::<Spec>(data) {
+        Ok(s) => return Ok(s),
+        Err(e) => format!("invalid config: {e}"),
+    };
+    // The slow path, only for a config that failed: without the unknown
+    // capability names, does it parse?
+    let mut v: serde_json::Value = serde_json::from_slice(data).map_err(|_| err.clone())?;
+    let mut dropped = Vec::new();
+    if let Some(sets) = v
+        .pointer_mut("/process/capabilities")
+        .and_then(|c| c.as_object_mut())
+    {
+        for (set, list) in sets.iter_mut() {
+            if let Some(list) = list.as_array_mut() {
+                list.retain(|c| {
+                    let known =
+                        serde_json::from_value::<oci_spec::runtime::Capability>(c.clone()).is_ok();
+                    if !known {
+                        dropped.push(format!("{set} {c}"));
+                    }
+                    known
+                });
+            }
+        }
+    }
+    if dropped.is_empty() {
+        return Err(err);
+    }
+    let spec = serde_json::from_value::<Spec>(v).map_err(|_| err)?;
+    crate::error::warn(&format!(
+        "process.capabilities: unknown capabilities left out: {}",
+        dropped.join(", ")
+    ));
+    Ok(spec)
 }
 
 /// Checks what the spec requires of a config for creating a container
@@ -163,6 +199,79 @@ pub fn validate(spec: &Spec) -> std::result::Result<(), String> {
         }
     }
     crate::security::check_lsm(Some(process), linux).map_err(|e| e.to_string())?;
+    crate::mounts::check(spec)?;
+    if linux
+        .and_then(|l| l.net_devices().as_ref())
+        .is_some_and(|d| !d.is_empty())
+        && !seen.contains(&LinuxNamespaceType::Network)
+    {
+        return Err(
+            "linux.netDevices: needs a network namespace of the container's own in linux.namespaces"
+                .into(),
+        );
+    }
+    for (k, d) in linux
+        .and_then(|l| l.net_devices().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        let bad = |n: &str| {
+            n.is_empty() || n.len() > 15 || n.contains('/') || n.contains(char::is_whitespace)
+        };
+        if bad(k) || d.name().as_deref().is_some_and(bad) {
+            return Err(format!("linux.netDevices.{k}: not a valid interface name"));
+        }
+    }
+    if let Some(offsets) = linux.and_then(|l| l.time_offsets().as_ref()) {
+        let new_time = linux
+            .and_then(|l| l.namespaces().as_ref())
+            .into_iter()
+            .flatten()
+            .any(|n| n.typ() == LinuxNamespaceType::Time && n.path().is_none());
+        if !offsets.is_empty() && !new_time {
+            return Err("linux.timeOffsets: needs a new time namespace in linux.namespaces".into());
+        }
+        if let Some(k) = offsets
+            .keys()
+            .find(|k| !matches!(k.as_str(), "monotonic" | "boottime"))
+        {
+            return Err(format!(
+                "linux.timeOffsets: unknown clock {k:?} (monotonic or boottime)"
+            ));
+        }
+    }
+    if let Some(p) = linux.and_then(|l| l.memory_policy().as_ref()) {
+        use oci_spec::runtime::MemoryPolicyModeType as M;
+        let nodes = p.nodes().as_deref().unwrap_or("");
+        crate::security::nodemask(nodes).map_err(|e| format!("linux.memoryPolicy.nodes: {e}"))?;
+        let none = nodes.trim().is_empty();
+        match p.mode() {
+            M::MpolDefault | M::MpolLocal if !none => {
+                return Err(format!("linux.memoryPolicy: {} takes no nodes", p.mode()))
+            }
+            M::MpolBind | M::MpolInterleave | M::MpolWeightedInterleave | M::MpolPreferredMany
+                if none =>
+            {
+                return Err(format!("linux.memoryPolicy: {} needs nodes", p.mode()))
+            }
+            _ => {}
+        }
+    }
+    if let Some(res) = linux.and_then(|l| l.resources().as_ref()) {
+        for (i, l) in res.hugepage_limits().iter().flatten().enumerate() {
+            let s = l.page_size();
+            let ok = s.len() > 2
+                && s.ends_with('B')
+                && matches!(s.as_bytes()[s.len() - 2], b'K' | b'M' | b'G')
+                && s[..s.len() - 2].bytes().all(|b| b.is_ascii_digit())
+                && !s.starts_with('0');
+            if !ok {
+                return Err(format!(
+                    "linux.resources.hugepageLimits[{i}].pageSize {s:?}: must be like 2MB, 64KB, 1GB"
+                ));
+            }
+        }
+    }
     if user_path && new_pid {
         return Err("linux.namespaces: joining a user namespace by path together with a new pid namespace is not supported".into());
     }
@@ -177,6 +286,54 @@ pub fn validate(spec: &Spec) -> std::result::Result<(), String> {
         }
     } else if uid_maps.is_some_and(|m| !m.is_empty()) || gid_maps.is_some_and(|m| !m.is_empty()) {
         return Err("linux.uidMappings: set without a new user namespace".into());
+    }
+    // Without a mount namespace of its own the container shares berth's
+    // mount table: whatever would be mounted there would change the host
+    // and outlive the container, so what needs mounts is refused (runc
+    // refuses masks and read-only paths alike, and mounts into the
+    // host's namespace).
+    if !seen.contains(&LinuxNamespaceType::Mount) {
+        let set = |b: bool, field: &str| {
+            if b {
+                Err(format!(
+                    "{field}: needs a mount namespace of its own (linux.namespaces has none, so it would change the host's mounts)"
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        let some = |v: Option<&Vec<String>>| v.is_some_and(|v| !v.is_empty());
+        set(
+            spec.mounts().as_ref().is_some_and(|m| !m.is_empty()),
+            "mounts",
+        )?;
+        set(
+            some(linux.and_then(|l| l.masked_paths().as_ref())),
+            "linux.maskedPaths",
+        )?;
+        set(
+            some(linux.and_then(|l| l.readonly_paths().as_ref())),
+            "linux.readonlyPaths",
+        )?;
+        set(
+            linux
+                .and_then(|l| l.devices().as_ref())
+                .is_some_and(|d| !d.is_empty()),
+            "linux.devices",
+        )?;
+        set(
+            linux
+                .and_then(|l| l.rootfs_propagation().as_ref())
+                .is_some(),
+            "linux.rootfsPropagation",
+        )?;
+        set(
+            spec.root()
+                .as_ref()
+                .and_then(|r| r.readonly())
+                .unwrap_or(false),
+            "root.readonly",
+        )?;
     }
     if let Some(res) = linux.and_then(|l| l.resources().as_ref()) {
         if let Some(mem) = res.memory() {
@@ -251,7 +408,7 @@ pub fn default_spec(rootless: bool) -> serde_json::Value {
     use serde_json::json;
     let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
     let mut spec = json!({
-        "ociVersion": "1.2.0",
+        "ociVersion": crate::SPEC_VERSION,
         "process": {
             "terminal": true,
             "user": {"uid": 0, "gid": 0},

@@ -49,6 +49,9 @@ pub struct Record {
     /// kills every process of its cgroup, as runc does).
     #[serde(default)]
     pub own_pidns: bool,
+    /// resctrl groups berth made for `linux.intelRdt` (removed on delete).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rdt: Vec<PathBuf>,
     /// The hooks still to run after create (poststart, poststop), as they
     /// were at create: later edits of config.json do not count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -255,7 +258,7 @@ pub fn state_doc(rec: &Record, status: Status) -> serde_json::Value {
             rec.pid
         };
         let mut m = serde_json::Map::new();
-        m.insert("ociVersion".into(), "1.2.0".into());
+        m.insert("ociVersion".into(), crate::SPEC_VERSION.into());
         m.insert("id".into(), rec.id.clone().into());
         m.insert("pid".into(), pid.into());
         m.insert("status".into(), status.as_str().into());

@@ -30,7 +30,7 @@ pub struct Global {
     /// Directory for the state of containers.
     #[arg(long, default_value = "/run/berth", value_name = "DIR")]
     pub root: PathBuf,
-    /// Append error messages to FILE (one line each).
+    /// Append errors and warnings to FILE (one line each).
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
     /// Format of --log lines.

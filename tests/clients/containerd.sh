@@ -45,6 +45,10 @@ run() { ctr run --runc-binary "$wrap" --rm "$@"; }
 
 check "echo" "hello" "$(run "$img" c-echo echo hello 2>&1)"
 run "$img" c-exit sh -c 'exit 7' >/dev/null 2>&1; check "exit code" "7" "$?"
+# The error callers match on (runc's wording).
+missing=$(run "$img" c-missing /does-not-exist 2>&1 | grep -c 'exec: "/does-not-exist": stat /does-not-exist: no such file or directory')
+check "missing program: runc's error" "1" "$missing"
+ctr container delete c-missing >/dev/null 2>&1
 # ctr's default spec mounts no /sys/fs/cgroup: read the limit from the
 # host side of the container's cgroup.
 ctr run --runc-binary "$wrap" -d --memory-limit 67108864 "$img" c-mem sleep 30 >/dev/null 2>&1

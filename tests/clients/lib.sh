@@ -8,6 +8,16 @@ wrap=$tmp/runtime
 cat > "$wrap" <<W
 #!/bin/sh
 echo "\$*" >> $tmp/argv.log
+# CONFIG_DIR: keep each config.json the client wrote (tests/configs/).
+if [ -n "${CONFIG_DIR:-}" ]; then
+    b=""; prev=""
+    for a in "\$@"; do
+        case "\$prev" in --bundle|-b) b=\$a ;; esac
+        case "\$a" in --bundle=*) b=\${a#--bundle=} ;; esac
+        prev=\$a
+    done
+    [ -n "\$b" ] && [ -f "\$b/config.json" ] && cp "\$b/config.json" "${CONFIG_DIR:-}/$client-\$(date +%s%N).json"
+fi
 exec $rt "\$@"
 W
 chmod +x "$wrap"

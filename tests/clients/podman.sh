@@ -41,6 +41,10 @@ check "-w" "/tmp" "$(run -w /tmp "$img" pwd 2>&1)"
 check "--user" "1000:1000" "$(run --user 1000:1000 "$img" sh -c 'echo $(id -u):$(id -g)' 2>&1)"
 check "--hostname" "h1" "$(run --hostname h1 "$img" hostname 2>&1)"
 check "--network none" "lo" "$(run "$img" ls /sys/class/net 2>&1)"
+# Exit codes podman maps from the runtime's error wording (runc's).
+run "$img" /does-not-exist >/dev/null 2>&1; check "missing program exits 127" "127" "$?"
+run "$img" /etc/passwd >/dev/null 2>&1; check "non-executable program exits 126" "126" "$?"
+run "$img" /tmp >/dev/null 2>&1; check "directory as program exits 126" "126" "$?"
 pm run -d --name c-long --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 "$img" sleep 60 >/dev/null 2>&1
 check "exec into a detached container" "in-exec" "$(pm exec c-long sh -c 'echo in-exec' 2>&1)"
 pm exec c-long sh -c 'exit 3' >/dev/null 2>&1; check "exec exit code" "3" "$?"

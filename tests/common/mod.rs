@@ -76,6 +76,26 @@ pub fn busybox_rootfs() -> PathBuf {
     dir
 }
 
+/// A static program printing its NUMA memory policy
+/// (rootfs-fixtures/mempolicy.c), built once (`make fixtures` builds it
+/// on the host for the VM too).
+pub fn mempolicy_probe() -> PathBuf {
+    static ONCE: Once = Once::new();
+    let bin = fixtures_dir().join("mempolicy");
+    ONCE.call_once(|| {
+        if !bin.exists() {
+            let st = Command::new("gcc")
+                .args(["-O2", "-static", "-o"])
+                .arg(&bin)
+                .arg(repo().join("rootfs-fixtures/mempolicy.c"))
+                .status()
+                .expect("run gcc");
+            assert!(st.success(), "building the mempolicy probe failed");
+        }
+    });
+    bin
+}
+
 /// The test images (rootfs-fixtures/make-images.py), built once.
 pub fn images() -> PathBuf {
     static ONCE: Once = Once::new();

@@ -399,7 +399,7 @@ fn create_with_a_pipe_on_stdout_returns() {
 fn features_are_truthful_json() {
     let t = T::new("features");
     let v: serde_json::Value = serde_json::from_str(&ok(&t.berth(&["features"]))).unwrap();
-    assert_eq!(v["ociVersionMax"], "1.2.0");
+    assert_eq!(v["ociVersionMax"], "1.3.0");
     assert!(v["linux"]["namespaces"]
         .as_array()
         .unwrap()

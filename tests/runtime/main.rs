@@ -6,9 +6,11 @@
 mod common;
 
 mod cgroups;
+mod compat;
 mod exec;
 mod hooks;
 mod lifecycle;
 mod mounts;
 mod process;
+mod spec13;
 mod terminal;

@@ -11,5 +11,5 @@ shift
 export BERTH_BIN=${BERTH_BIN:-/host/target/x86_64-unknown-linux-gnu/debug/berth} BERTH_REPO=/host
 # Fixtures (built on the host by `make fixtures`) are read from the share;
 # bundles, rootfs copies and image stores go to the guest's tmpfs.
-export BERTH_FIXTURES=/host/target/fixtures TMPDIR=/tmp
+export BERTH_FIXTURES=/host/target/fixtures BERTH_SPECS=/host/target/specs TMPDIR=/tmp
 exec "$testbin" --test-threads=1 "$@"

@@ -1,0 +1,357 @@
+//! The drop-in contract: configs other tools write start under berth
+//! (`runc spec`, containerd's and podman's captured in tests/configs, the
+//! runtime-spec schema samples), and the error strings callers match on
+//! read as runc's.
+
+use crate::common::*;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+/// `runc spec [--rootless]` in a fresh directory.
+fn runc_spec(t: &T, rootless: bool) -> Value {
+    let d = t.dir.join(if rootless {
+        "runc-rootless"
+    } else {
+        "runc-spec"
+    });
+    std::fs::create_dir_all(&d).unwrap();
+    let mut cmd = std::process::Command::new("runc");
+    cmd.arg("spec").current_dir(&d);
+    if rootless {
+        cmd.arg("--rootless");
+    }
+    ok(&cmd.output().expect("runc installed"));
+    serde_json::from_slice(&std::fs::read(d.join("config.json")).unwrap()).unwrap()
+}
+
+/// Fits a foreign config to this test: its rootfs, a probe program, no
+/// terminal, a cgroup under the test's parent; bind sources of the
+/// capturing client's temporary files made anew here.
+fn adapt(t: &T, mut c: Value, args: &[&str]) -> Value {
+    let ours = t.config(args);
+    c["root"] = json!({"path": "rootfs"});
+    c["process"]["args"] = json!(args);
+    c["process"]["terminal"] = json!(false);
+    c["linux"]["cgroupsPath"] = ours["linux"]["cgroupsPath"].clone();
+    let binds = t.dir.join("binds");
+    std::fs::create_dir_all(&binds).unwrap();
+    for m in c["mounts"].as_array_mut().into_iter().flatten() {
+        let Some(src) = m["source"].as_str().and_then(|s| s.strip_prefix("@BIND@/")) else {
+            continue;
+        };
+        let p = binds.join(src);
+        if src.ends_with("-dir") {
+            std::fs::create_dir_all(&p).unwrap();
+        } else {
+            std::fs::write(&p, "").unwrap();
+        }
+        m["source"] = json!(p);
+    }
+    c
+}
+
+#[test]
+fn runc_spec_defaults_start_with_ambient_warnings() {
+    let t = T::new("runcspec");
+    for rootless in [false, true] {
+        let c = adapt(
+            &t,
+            runc_spec(&t, rootless),
+            &["sh", "-c", "grep Cap /proc/self/status"],
+        );
+        let (code, out, err) = t.run(&c);
+        assert_eq!(
+            code, 0,
+            "runc spec (rootless {rootless}) under berth: {err}"
+        );
+        // The ambient set runc's default asks for cannot be raised without
+        // inheritable: left out with runc's warning, the sets as asked.
+        assert!(out.contains("CapAmb:\t0000000000000000"), "{out}");
+        assert!(out.contains("CapEff:\t0000000020000420"), "{out}");
+        let log = std::fs::read_to_string(&t.log).unwrap_or_default();
+        assert!(
+            log.contains(r#""level":"warning""#)
+                && log.contains("can't raise ambient capability CAP_KILL: operation not permitted"),
+            "{log}"
+        );
+    }
+}
+
+#[test]
+fn captured_client_configs_start() {
+    let t = T::new("clientcfg");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap().flatten() {
+        let c: Value = serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap();
+        let c = adapt(&t, c, &["sh", "-c", "echo started; id -u"]);
+        let (code, out, err) = t.run(&c);
+        assert_eq!(code, 0, "{}: {err}", e.path().display());
+        assert!(out.starts_with("started"), "{}: {out}", e.path().display());
+        n += 1;
+    }
+    assert!(n >= 6, "captured configs found: {n}");
+}
+
+/// The runtime-spec schema samples (../shared/specs/runtime-spec/schema/test).
+fn schema_samples(kind: &str) -> Vec<PathBuf> {
+    let d = std::env::var_os("BERTH_SPECS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/specs"))
+        .join("runtime-spec/schema/test/config")
+        .join(kind);
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&d)
+        .unwrap_or_else(|e| panic!("{}: {e}", d.display()))
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn schema_samples_valid_start_and_invalid_are_refused() {
+    let t = T::new("schema");
+    for p in schema_samples("good") {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        // Samples of other platforms are not Linux configs.
+        if name.starts_with("freebsd") || name.starts_with("zos") {
+            continue;
+        }
+        let raw: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        if raw.get("process").is_none() {
+            // Valid, but nothing to start: create needs a process.
+            std::fs::write(t.bundle.join("config.json"), raw.to_string()).unwrap();
+            t.expect_error(&t.create(&t.id("np"), &[]), "process: missing");
+            continue;
+        }
+        let mut c = adapt(&t, raw, &["true"]);
+        if name == "spec-example.json" {
+            // Its host specifics: hooks, devices and a user namespace
+            // mapping, uid 1 and apparmor/selinux labels, an rdma device
+            // and a cgroup path; what remains must start.
+            for k in ["hooks", "mounts"] {
+                c.as_object_mut().unwrap().remove(k);
+            }
+            let l = c["linux"].as_object_mut().unwrap();
+            for k in [
+                "devices",
+                "uidMappings",
+                "gidMappings",
+                "seccomp",
+                "mountLabel",
+                "intelRdt",
+                "sysctl",
+                "rootfsPropagation",
+            ] {
+                l.remove(k);
+            }
+            l["resources"] = json!({});
+            // Its timeOffsets need a time namespace, which its list lacks
+            // (runc refuses it alike): with one.
+            l["namespaces"] = json!([{"type": "pid"}, {"type": "mount"}, {"type": "ipc"},
+                {"type": "uts"}, {"type": "network"}, {"type": "time"}]);
+            let p = c["process"].as_object_mut().unwrap();
+            for k in [
+                "apparmorProfile",
+                "selinuxLabel",
+                "rlimits",
+                "capabilities",
+                "user",
+            ] {
+                p.remove(k);
+            }
+            c["process"]["user"] = json!({"uid": 0, "gid": 0});
+        }
+        if name == "linux-rdma.json" || name == "linux-netdevice.json" {
+            // Devices this host does not have: refused, naming them.
+            let (code, _, err) = t.run(&c);
+            assert_eq!(code, 1, "{name}");
+            assert!(
+                err.contains("linux.resources.rdma") || err.contains("linux.netDevices"),
+                "{name}: {err}"
+            );
+            continue;
+        }
+        let (code, _, err) = t.run(&c);
+        assert_eq!(code, 0, "{name}: {err}");
+    }
+    for p in schema_samples("bad") {
+        std::fs::copy(&p, t.bundle.join("config.json")).unwrap();
+        let o = t.create(&t.id("bad"), &[]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{}: {err}", p.display());
+        assert!(err.contains("config.json"), "{}: {err}", p.display());
+        t.check_leaks();
+    }
+}
+
+#[test]
+fn program_errors_read_as_runc_writes_them() {
+    let t = T::new("execerr");
+    let cases = [
+        (
+            "/does-not-exist",
+            r#"exec: "/does-not-exist": stat /does-not-exist: no such file or directory"#,
+        ),
+        ("/etc/passwd", r#"exec: "/etc/passwd": permission denied"#),
+        ("/tmp", r#"exec: "/tmp": is a directory"#),
+        (
+            "no-such-program",
+            r#"exec: "no-such-program": executable file not found in $PATH"#,
+        ),
+    ];
+    for (prog, want) in cases {
+        let c = t.config(&[prog]);
+        t.write_config(&c);
+        let o = t.create(&t.id("e"), &[]);
+        t.expect_error(&o, want);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(
+            err.matches("unable to start container process").count(),
+            1,
+            "{err}"
+        );
+    }
+    // A cwd that does not exist: runc's wording, which callers map to 127.
+    let mut c = t.config(&["true"]);
+    c["process"]["cwd"] = json!("/nonexistent");
+    t.write_config(&c);
+    t.expect_error(
+        &t.create(&t.id("cwd"), &[]),
+        r#"chdir to cwd ("/nonexistent") set in config.json failed: no such file or directory"#,
+    );
+}
+
+#[test]
+fn version_reads_like_runcs() {
+    let t = T::new("version");
+    let out = t.ok(&["--version"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("berth version "), "{out}");
+    assert!(
+        lines[1].starts_with("commit: ") && lines[1].len() > 8,
+        "{out}"
+    );
+    assert_eq!(lines[2], "spec: 1.3.0");
+    assert!(lines[3].starts_with("libseccomp: 2."), "{out}");
+    assert_eq!(t.ok(&["-v"]), out);
+}
+
+#[test]
+fn poststop_failures_are_warnings_and_the_rest_run() {
+    let t = T::new("poststop");
+    let mark = t.dir.join("second-ran");
+    let mut c = t.config(&["true"]);
+    c["hooks"] = json!({"poststop": [
+        {"path": "/bin/false"},
+        {"path": "/bin/sh", "args": ["sh", "-c", format!("touch {}", mark.display())]}
+    ]});
+    t.write_config(&c);
+    let id = t.id("c");
+    ok(&t.create(&id, &[]));
+    t.ok(&["delete", &id]);
+    assert!(mark.exists(), "the hook after the failing one ran");
+    let log = std::fs::read_to_string(&t.log).unwrap();
+    assert!(
+        log.contains("poststop hook 0 (/bin/false)") && log.contains("warning"),
+        "{log}"
+    );
+}
+
+#[test]
+fn cwd_is_checked_before_a_seccomp_filter_that_denies_getcwd() {
+    let t = T::new("getcwd");
+    for nnp in [false, true] {
+        let mut c = t.config(&["sh", "-c", "echo ran"]);
+        c["process"]["cwd"] = json!("/tmp");
+        c["process"]["noNewPrivileges"] = json!(nnp);
+        c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]});
+        let (code, out, err) = t.run(&c);
+        assert_eq!((code, out.as_str()), (0, "ran\n"), "nnp {nnp}: {err}");
+    }
+}
+
+#[test]
+fn mount_label_without_selinux_is_ignored() {
+    let t = T::new("mountlabel");
+    let f: Value = serde_json::from_str(&t.ok(&["features"])).unwrap();
+    if f["linux"]["selinux"]["enabled"] == true {
+        return; // applied there, not ignored
+    }
+    assert!(f["annotations"]["io.github.berth.selinux.mountLabel"]
+        .as_str()
+        .unwrap()
+        .starts_with("ignored"));
+    let mut c = t.config(&["true"]);
+    c["linux"]["mountLabel"] = json!("system_u:object_r:container_file_t:s0");
+    assert_eq!(t.run(&c).0, 0);
+}
+
+#[test]
+fn unknown_capability_names_are_left_out_with_a_warning() {
+    let t = T::new("unkcap");
+    let mut c = t.config(&["sh", "-c", "grep CapEff /proc/self/status"]);
+    c["process"]["capabilities"]["effective"] = json!(["CAP_KILL", "CAP_NO_SUCH_THING"]);
+    c["process"]["capabilities"]["permitted"] = json!(["CAP_KILL"]);
+    c["process"]["capabilities"]["bounding"] = json!(["CAP_KILL"]);
+    let (code, out, err) = t.run(&c);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("CapEff:\t0000000000000020"), "{out}");
+    let log = std::fs::read_to_string(&t.log).unwrap();
+    assert!(log.contains("CAP_NO_SUCH_THING"), "{log}");
+}
+
+#[test]
+fn without_a_mount_namespace_the_container_is_chrooted() {
+    let t = T::new("nomntns");
+    let mut c = t.config(&["sh", "-c", "ls /bin/busybox; ls /proc | wc -l"]);
+    let l = c["linux"].as_object_mut().unwrap();
+    l["namespaces"] = json!([{"type": "pid"}, {"type": "uts"}, {"type": "ipc"}]);
+    l.remove("maskedPaths");
+    l.remove("readonlyPaths");
+    c["mounts"] = json!([]);
+    c["root"]["readonly"] = json!(false);
+    // Inside its rootfs (whose /proc is empty: nothing is mounted there).
+    let (code, out, err) = t.run(&c);
+    assert_eq!((code, out.as_str()), (0, "/bin/busybox\n0\n"), "{err}");
+    // And in berth's mount namespace.
+    let (id, pid) = t.sleeper("s", c.clone());
+    let theirs = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).unwrap();
+    assert_eq!(theirs, std::fs::read_link("/proc/self/ns/mnt").unwrap());
+    t.ok(&["delete", "-f", &id]);
+    // What would need mounts of its own is refused, naming the field.
+    c["mounts"] = json!([{"destination": "/proc", "type": "proc", "source": "proc"}]);
+    t.write_config(&c);
+    t.expect_error(
+        &t.create(&t.id("m"), &[]),
+        "mounts: needs a mount namespace of its own",
+    );
+}
+
+#[test]
+fn joining_another_containers_mount_namespace_finds_its_programs() {
+    let t = T::new("joinmnt");
+    let (a, pid) = t.sleeper("a", t.config(&["true"]));
+    // An empty rootfs of our own: the program exists only in a's namespace.
+    let empty = t.dir.join("empty-rootfs");
+    std::fs::create_dir_all(&empty).unwrap();
+    let mut c = t.config(&["/bin/busybox", "cat", "/proc/1/cmdline"]);
+    c["root"]["path"] = json!(empty);
+    let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+    ns.retain(|n| n["type"] != "mount" && n["type"] != "pid");
+    ns.push(json!({"type": "mount", "path": format!("/proc/{pid}/ns/mnt")}));
+    ns.push(json!({"type": "pid", "path": format!("/proc/{pid}/ns/pid")}));
+    c["mounts"] = json!([]);
+    let l = c["linux"].as_object_mut().unwrap();
+    l.remove("maskedPaths");
+    l.remove("readonlyPaths");
+    let (code, out, err) = t.run(&c);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("sleep"),
+        "pid 1 of a seen from its namespace: {out:?}"
+    );
+    t.ok(&["delete", "-f", &a]);
+}
