@@ -1,16 +1,16 @@
 //! berth under real clients: containerd (ctr + containerd-shim-runc-v2) and
 //! podman (conmon), each driving runc and then berth through the same
 //! checks (tests/clients/*.sh). A check that fails with runc too is a
-//! harness problem and is reported as such.
+//! harness problem and is reported as such. Under systemd
+//! (BERTH_TEST_SYSTEMD, tests/vm/systemd.sh) both use the systemd cgroup
+//! driver, and no unit may be left either.
 
 mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
 fn script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/clients")
-        .join(name)
+    common::repo().join("tests/clients").join(name)
 }
 
 fn runc() -> PathBuf {
@@ -43,12 +43,12 @@ fn drive(client: &str, tag: &str) {
     let archive = common::images().join("busybox-docker.tar");
     let mut outputs = Vec::new();
     for rt in [runc(), common::berth_bin()] {
-        let o = Command::new("bash")
-            .arg(script(client))
-            .arg(&rt)
-            .arg(&archive)
-            .output()
-            .unwrap();
+        let mut cmd = Command::new("bash");
+        cmd.arg(script(client)).arg(&rt).arg(&archive);
+        if common::systemd() {
+            cmd.env("CLIENT_SYSTEMD", "1");
+        }
+        let o = cmd.output().unwrap();
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&o.stdout),
@@ -87,6 +87,11 @@ fn drive(client: &str, tag: &str) {
         m.is_empty() && p.is_empty(),
         "{client} left mounts {m:?} or processes {p:?}"
     );
+    let units: Vec<String> = ["berth-test", "libpod"]
+        .iter()
+        .flat_map(|t| common::units(t))
+        .collect();
+    assert!(units.is_empty(), "{client} left units {units:?}");
 }
 
 #[test]

@@ -149,6 +149,9 @@ pub struct Cgroup {
     /// (hierarchy, leaf directory) pairs.
     pub dirs: Vec<(Hierarchy, PathBuf)>,
     unified: bool,
+    /// The systemd driver's unit: systemd makes the directory (after the
+    /// clone, around the init's pid) instead of berth.
+    pub unit: Option<crate::systemd::Unit>,
 }
 
 impl Cgroup {
@@ -182,6 +185,27 @@ impl Cgroup {
         Ok(Cgroup {
             dirs,
             unified: layout.unified(),
+            unit: None,
+        })
+    }
+
+    /// The systemd driver's cgroup: the unit's directory in the cgroup2
+    /// hierarchy. cgroup v2 only (as berth refuses hybrid and v1 hosts
+    /// for this driver; runc's v1 systemd driver is not followed).
+    pub fn systemd(layout: &Layout, unit: crate::systemd::Unit) -> Result<Cgroup> {
+        let h = match &layout.hierarchies[..] {
+            [h] if h.v2 => h.clone(),
+            _ => {
+                return Err(Error::Other(
+                    "--systemd-cgroup needs a cgroup v2 (unified) host; this one mounts cgroup v1 hierarchies (use the cgroupfs driver)".into(),
+                ))
+            }
+        };
+        let dir = h.mount.join(&unit.cgroup);
+        Ok(Cgroup {
+            dirs: vec![(h, dir)],
+            unified: true,
+            unit: Some(unit),
         })
     }
 
@@ -201,6 +225,7 @@ impl Cgroup {
         Cgroup {
             dirs,
             unified: layout.unified(),
+            unit: None,
         }
     }
 
@@ -239,6 +264,10 @@ impl Cgroup {
         res: Option<&LinuxResources>,
         devices: Option<&[crate::devices::Rule]>,
     ) -> Result<()> {
+        if self.unit.is_some() {
+            // systemd makes it once the init exists (`place`).
+            return Ok(());
+        }
         let extra = needed_v2(res);
         for (h, leaf) in &self.dirs {
             // On a hybrid host the cgroup2 hierarchy holds only what the
@@ -293,6 +322,9 @@ impl Cgroup {
     /// (the child is born in its cgroup: no cgroup.procs write).
     pub fn clone_into_fd(&self) -> Result<Option<std::os::fd::OwnedFd>> {
         use nix::fcntl::OFlag;
+        if self.unit.is_some() {
+            return Ok(None);
+        }
         self.unified_dir()
             .map(|d| {
                 nix::fcntl::open(
@@ -305,6 +337,60 @@ impl Cgroup {
             .transpose()
     }
 
+    /// Puts the cloned init in its cgroup. cgroupfs: `add`. systemd: the
+    /// transient unit started around its pid, then what systemd does not
+    /// set written directly (the limits again, exactly; the unified map,
+    /// hugetlb) and the device program attached. Returns the unit's
+    /// directory as systemd made it.
+    pub(crate) fn place(
+        &self,
+        child: crate::process::Cloned,
+        id: &str,
+        res: Option<&LinuxResources>,
+        devices: Option<&[crate::devices::Rule]>,
+        annotations: Option<&std::collections::HashMap<String, String>>,
+    ) -> Result<Option<PathBuf>> {
+        let Some(unit) = &self.unit else {
+            self.add(child)?;
+            return Ok(None);
+        };
+        use crate::systemd;
+        let mut props = match res {
+            Some(r) => systemd::resource_properties(r)?,
+            None => Vec::new(),
+        };
+        if let Some(rules) = devices {
+            props.extend(systemd::device_properties(rules));
+        }
+        props.extend(systemd::annotation_properties(annotations)?);
+        let bus = systemd::Bus::connect()?;
+        let rel = bus.start(unit, id, child.pid, props)?;
+        let (h, _) = &self.dirs[0];
+        let dir = h.mount.join(rel);
+        if unit.is_slice() {
+            write(&dir, "cgroup.procs", &child.pid.to_string())?;
+        }
+        // systemd enables the controllers it manages; those it does not
+        // know (hugetlb, rdma, a `unified` key's) are berth's to enable on
+        // the way down, as on cgroupfs.
+        let extra = needed_v2(res);
+        if !extra.is_empty() {
+            enable_controllers(&h.mount, &dir, &[], &extra)?;
+        }
+        let placed = Cgroup {
+            dirs: vec![(h.clone(), dir.clone())],
+            unified: true,
+            unit: None,
+        };
+        if let Some(res) = res {
+            placed.apply(res)?;
+        }
+        if let Some(rules) = devices {
+            crate::devices::apply_v2(&dir, rules)?;
+        }
+        Ok(Some(dir))
+    }
+
     /// Moves a child into every directory (v1 and hybrid hosts; on unified
     /// hosts only when clone3 could not place it there itself).
     pub(crate) fn add(&self, child: crate::process::Cloned) -> Result<()> {
@@ -313,6 +399,18 @@ impl Cgroup {
         }
         for (_, d) in &self.dirs {
             write(d, "cgroup.procs", &child.pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// The checks `apply` makes before it writes anything that could
+    /// harm the container (checkBeforeUpdate), for a caller that has
+    /// another writer go first (systemd).
+    pub(crate) fn check(&self, res: &LinuxResources) -> Result<()> {
+        for (h, d) in &self.dirs {
+            if h.v2 && self.unified {
+                check_memory_v2(d, res)?;
+            }
         }
         Ok(())
     }
@@ -588,21 +686,28 @@ fn limit(v: i64) -> String {
     }
 }
 
-fn apply_v2(d: &Path, res: &LinuxResources) -> Result<()> {
-    if let Some(m) = res.memory() {
-        if let (Some(l), Some(true)) = (m.limit(), m.check_before_update()) {
-            // cgroup v2 would OOM-kill instead of refusing (as v1 does).
-            let current = read_list(d, "memory.current")
-                .first()
-                .and_then(|c| c.parse::<i64>().ok())
-                .unwrap_or(0);
-            if l >= 0 && l < current {
-                return Err(Error::invalid(
-                    "linux.resources.memory.limit",
-                    format!("{l} is below the current usage {current} (checkBeforeUpdate)"),
-                ));
-            }
+/// `memory.checkBeforeUpdate`: a limit below the current usage is refused
+/// (cgroup v2 would OOM-kill instead, where v1 refuses by itself).
+fn check_memory_v2(d: &Path, res: &LinuxResources) -> Result<()> {
+    let Some(m) = res.memory() else { return Ok(()) };
+    if let (Some(l), Some(true)) = (m.limit(), m.check_before_update()) {
+        let current = read_list(d, "memory.current")
+            .first()
+            .and_then(|c| c.parse::<i64>().ok())
+            .unwrap_or(0);
+        if l >= 0 && l < current {
+            return Err(Error::invalid(
+                "linux.resources.memory.limit",
+                format!("{l} is below the current usage {current} (checkBeforeUpdate)"),
+            ));
         }
+    }
+    Ok(())
+}
+
+fn apply_v2(d: &Path, res: &LinuxResources) -> Result<()> {
+    check_memory_v2(d, res)?;
+    if let Some(m) = res.memory() {
         if let Some(l) = m.limit() {
             write(d, "memory.max", &limit(l))?;
         }

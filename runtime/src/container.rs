@@ -32,6 +32,8 @@ pub struct CreateOpts {
     pub preserve_fds: u32,
     /// `run` in the foreground: the caller stays the init's parent.
     pub foreground: bool,
+    /// `--systemd-cgroup`: the container's cgroup is a systemd unit.
+    pub systemd_cgroup: bool,
 }
 
 /// berth's runtime on one state root (`--root`).
@@ -75,6 +77,15 @@ fn sorted_annotations(bundle: &Bundle) -> serde_json::Map<String, serde_json::Va
     ann.into_iter()
         .map(|(k, v)| (k.clone(), v.clone().into()))
         .collect()
+}
+
+/// Stops the systemd driver's unit, if the container has one, and waits
+/// until it is gone.
+fn stop_unit(rec: &Record) -> Result<()> {
+    let Some(unit) = &rec.unit else {
+        return Ok(());
+    };
+    crate::systemd::Bus::connect()?.stop(unit)
 }
 
 /// SIGKILLs the container init (if still the recorded process) and waits
@@ -135,13 +146,18 @@ impl Runtime {
             !o.foreground,
         )?;
         let layout = Layout::detect()?;
-        let cg_path = linux
+        let given = linux
             .and_then(|l| l.cgroups_path().as_ref())
             .map(|p| p.to_string_lossy().into_owned())
-            .filter(|p| !p.is_empty())
-            .unwrap_or_else(|| format!("berth/{}", o.id));
-        let shared_parent = cg_path == format!("berth/{}", o.id);
-        let cgroup = Cgroup::plan(&layout, &cg_path)?;
+            .unwrap_or_default();
+        let (cgroup, shared_parent) = if o.systemd_cgroup {
+            let unit = crate::systemd::plan(&given, &o.id)?;
+            (Cgroup::systemd(&layout, unit)?, false)
+        } else if given.is_empty() {
+            (Cgroup::plan(&layout, &format!("berth/{}", o.id))?, true)
+        } else {
+            (Cgroup::plan(&layout, &given)?, false)
+        };
         let rdt = match linux.and_then(|l| l.intel_rdt().as_ref()) {
             Some(r) => match crate::rdt::mount_point()? {
                 Some(root) => Some((root, r)),
@@ -166,6 +182,7 @@ impl Runtime {
             leaves: cgroup.dirs.iter().map(|(_, d)| d.clone()).collect(),
             freezer: cgroup.freezer(),
             own_pidns: ns.new_pid || ns.join_pid.is_some(),
+            unit: cgroup.unit.as_ref().map(|u| u.name.clone()),
             hooks: bundle.spec.hooks().clone(),
             rdt: rdt
                 .as_ref()
@@ -199,6 +216,11 @@ impl Runtime {
         };
         rec.pid = spawned.pid;
         rec.pid_start = spawned.start;
+        if let Some(leaf) = spawned.leaf {
+            // Where systemd put it.
+            rec.freezer = Some(leaf.join("cgroup.freeze"));
+            rec.leaves = vec![leaf];
+        }
         let finish = || -> Result<Option<OwnedFd>> {
             self.store.save(&rec)?;
             if let Some(f) = &o.pid_file {
@@ -223,6 +245,7 @@ impl Runtime {
     /// Removes what a create set up (idempotent).
     fn cleanup(&self, rec: &Record) {
         let _ = cgroups::remove(&rec.cgroups);
+        let _ = stop_unit(rec);
         crate::rdt::remove(&rec.rdt);
         let _ = self.store.remove(&rec.id);
     }
@@ -356,6 +379,7 @@ impl Runtime {
             cgroups::kill_all(&rec.leaves);
         }
         cgroups::remove(&rec.cgroups)?;
+        stop_unit(&rec)?;
         crate::rdt::remove(&rec.rdt);
         self.store.remove(id)?;
         // poststop failures are warnings only (runtime.md step 13).

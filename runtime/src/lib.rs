@@ -18,7 +18,7 @@
 //! | --- | --- |
 //! | 4 lifecycle | container, exec, ops, update |
 //! | 3 process set-up | spawn, init, child |
-//! | 2 subsystems | spec, mounts, idmap, netdev, rdt, cgroups, devices, seccomp, security, hooks, tty, state, exe |
+//! | 2 subsystems | spec, mounts, idmap, netdev, rdt, cgroups, systemd, devices, seccomp, security, hooks, tty, state, exe |
 //! | 1 primitives | namespaces, process, channel, netlink, resolve, newmount, mountinfo, tree, signal |
 //! | 0 base | error, util |
 //!
@@ -52,6 +52,7 @@ pub mod signal;
 mod spawn;
 pub mod spec;
 mod state;
+mod systemd;
 mod tree;
 mod tty;
 mod update;

@@ -310,7 +310,11 @@ pub fn prepare_rootfs(
     };
     mount(None::<&str>, "/", None::<&str>, before, None::<&str>)
         .ctx(|| "set the propagation of /".into())?;
-    if before.contains(MsFlags::MS_SHARED) {
+    // A shared parent mount of the rootfs would make the rootfs bind a peer
+    // of the host's (its mounts would propagate out, and pivot_root(2)
+    // refuses it): with a shared or non-recursive propagation (which
+    // leaves the parent as the host has it) it is made private.
+    if before.contains(MsFlags::MS_SHARED) || !before.contains(MsFlags::MS_REC) {
         private_parent(ctx.rootfs)?;
     }
     mount(
@@ -633,14 +637,28 @@ fn mount_cgroup(ctx: &RootfsCtx, root: &OwnedFd, dest: &Path, o: &Opts) -> Resul
     let target = mkdir_all_in_root(root, dest).ctx(|| "resolve destination in rootfs".into())?;
     if let Some(leaf) = ctx.cgroup.unified_dir() {
         if ctx.new_cgroupns {
-            return mount(
+            // Read-only is the mount's, not the superblock's (which the
+            // host has rw: asking for ro from a user namespace is EBUSY).
+            match mount(
                 Some("cgroup2"),
                 &fdpath(&target),
                 Some("cgroup2"),
-                flags,
+                flags & !MsFlags::MS_RDONLY,
                 None::<&str>,
-            )
-            .ctx(|| "mount cgroup2".into());
+            ) {
+                Ok(()) => {
+                    if flags.contains(MsFlags::MS_RDONLY) {
+                        let t = open_in_root(root, dest, OFlag::O_PATH).ctx(|| "reopen".into())?;
+                        remount_bind(&fdpath(&t), flags)?;
+                    }
+                    return Ok(());
+                }
+                // Some kernels refuse cgroup2 to a user namespace; the
+                // namespace's root bound there is the same view (as runc
+                // falls back).
+                Err(nix::errno::Errno::EPERM | nix::errno::Errno::EBUSY) if ctx.in_userns => {}
+                Err(e) => return Err(e).ctx(|| "mount cgroup2".into()),
+            }
         }
         mount(
             Some(leaf),
@@ -676,10 +694,14 @@ fn mount_cgroup(ctx: &RootfsCtx, root: &OwnedFd, dest: &Path, o: &Opts) -> Resul
                 Some("cgroup"),
                 &fdpath(&t),
                 Some(fs),
-                flags,
+                flags & !MsFlags::MS_RDONLY,
                 Some(opts.as_str()),
             )
             .ctx(|| format!("mount cgroup {}", h.name()))?;
+            if flags.contains(MsFlags::MS_RDONLY) {
+                let t = open_in_root(root, &sub, OFlag::O_PATH).ctx(|| "reopen".into())?;
+                remount_bind(&fdpath(&t), flags)?;
+            }
         } else {
             mount(
                 Some(leaf),
@@ -914,17 +936,20 @@ pub fn mask_and_readonly(spec: &Spec) -> Result<()> {
             continue;
         };
         let mut mask = || -> Result<()> {
-            // Directories share one empty read-only tmpfs: a copy of its
-            // mount each (Kubernetes masks one path per CPU).
-            let from = if dir {
-                if empty_dir.is_none() {
-                    empty_dir = Some(nm::empty_ro_tmpfs()?);
-                }
-                empty_dir.as_ref().expect("just made").as_raw_fd()
-            } else {
-                dev_null.as_raw_fd()
-            };
-            nm::move_onto(&nm::clone_tree(from, c"", false)?, &fd)
+            if !dir {
+                return nm::move_onto(&nm::clone_tree(dev_null.as_raw_fd(), c"", false)?, &fd);
+            }
+            // Directories share one empty read-only tmpfs (Kubernetes masks
+            // one path per CPU): the first gets it, the others a copy of
+            // that mount (kernels before 6.15 clone only attached mounts).
+            if let Some(first) = &empty_dir {
+                return nm::move_onto(&nm::clone_tree(first.as_raw_fd(), c"", false)?, &fd);
+            }
+            nm::move_onto(&nm::empty_ro_tmpfs()?, &fd)?;
+            let again = open_in_root(&root, Path::new(p), OFlag::O_PATH | OFlag::O_NOFOLLOW)
+                .ctx(|| format!("reopen {p}"))?;
+            empty_dir = Some(again);
+            Ok(())
         };
         mask().map_err(|e| Error::invalid("linux.maskedPaths", format!("{p}: {e}")))?;
     }

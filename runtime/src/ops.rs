@@ -180,7 +180,9 @@ pub fn features() -> Value {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,
-            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false,
+            "cgroup": {"v1": true, "v2": true,
+                "systemd": crate::systemd::available() && Layout::detect().is_ok_and(|l| l.unified()),
+                "systemdUser": false,
                 "rdma": host_has_controller("rdma")},
             "seccomp": crate::seccomp::features(),
             // Labels are applied only where the host has the LSM enabled.

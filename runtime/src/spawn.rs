@@ -91,6 +91,8 @@ pub(crate) struct Spawned {
     pub start: u64,
     /// `run`'s end of the socketpair (see [`Spawn::immediate`]).
     pub chan: Option<Channel>,
+    /// The cgroup systemd made (the systemd driver).
+    pub leaf: Option<PathBuf>,
 }
 
 impl Spawn<'_> {
@@ -159,14 +161,18 @@ impl Spawn<'_> {
         drop(console);
         drop(idmapped);
         let pid = cloned.pid;
-        if let Err(e) = self.drive(&mut parent, cloned) {
-            process::kill_and_reap(pid, true);
-            return Err(e);
-        }
+        let leaf = match self.drive(&mut parent, cloned, devices.as_deref()) {
+            Ok(leaf) => leaf,
+            Err(e) => {
+                process::kill_and_reap(pid, true);
+                return Err(e);
+            }
+        };
         Ok(Spawned {
             pid,
             start: process::proc_stat(pid).map(|s| s.1).unwrap_or(0),
             chan: self.immediate.then_some(parent),
+            leaf,
         })
     }
 
@@ -189,7 +195,12 @@ impl Spawn<'_> {
     }
 
     /// Releases the init and answers its messages until it is `Ready`.
-    fn drive(&self, parent: &mut Channel, cloned: process::Cloned) -> Result<()> {
+    fn drive(
+        &self,
+        parent: &mut Channel,
+        cloned: process::Cloned,
+        devices: Option<&[crate::devices::Rule]>,
+    ) -> Result<Option<PathBuf>> {
         let spec = &self.bundle.spec;
         let pid = cloned.pid;
         if self.ns.new_user {
@@ -202,7 +213,14 @@ impl Spawn<'_> {
                 process::write_id_map(pid, file, field, m.as_deref().unwrap_or(&[]))?;
             }
         }
-        self.cgroup.add(cloned)?;
+        let res = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+        let leaf = self.cgroup.place(
+            cloned,
+            &self.rec.id,
+            res,
+            devices,
+            spec.annotations().as_ref(),
+        )?;
         if let Some((root, rdt)) = self.rdt {
             crate::rdt::apply(root, rdt, &self.rec.id, pid)?;
         }
@@ -232,7 +250,7 @@ impl Spawn<'_> {
         go(parent)?;
         loop {
             match parent.recv() {
-                Ok(Some(Msg::Ready)) => return Ok(()),
+                Ok(Some(Msg::Ready)) => return Ok(leaf),
                 Ok(Some(Msg::Hooks)) => {
                     let st = creating().to_string();
                     let h = spec.hooks().as_ref();

@@ -49,6 +49,10 @@ pub struct Record {
     /// kills every process of its cgroup, as runc does).
     #[serde(default)]
     pub own_pidns: bool,
+    /// The systemd driver's unit (stopped on delete); its cgroup is in
+    /// `leaves`, and systemd removes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
     /// resctrl groups berth made for `linux.intelRdt` (removed on delete).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rdt: Vec<PathBuf>,

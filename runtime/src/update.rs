@@ -102,6 +102,14 @@ impl Runtime {
         if self.store.status(&rec) == Status::Stopped {
             return Err(Error::NotRunning);
         }
+        if let Some(unit) = &rec.unit {
+            // systemd's view first (it would restore its own on a reload),
+            // then the files, exactly; what is refused is refused before
+            // systemd writes anything.
+            cg.check(res)?;
+            let props = crate::systemd::resource_properties(res)?;
+            crate::systemd::Bus::connect()?.set(unit, props)?;
+        }
         cg.apply(res)
     }
 }

@@ -34,7 +34,7 @@ pub struct CreateArgs {
 pub type Args = CreateArgs;
 
 impl CreateArgs {
-    pub fn opts(&self, foreground: bool) -> CreateOpts {
+    pub fn opts(&self, g: &Global, foreground: bool) -> CreateOpts {
         CreateOpts {
             id: self.id.clone(),
             bundle: self.bundle.clone(),
@@ -44,11 +44,12 @@ impl CreateArgs {
             no_new_keyring: self.no_new_keyring,
             preserve_fds: self.preserve_fds,
             foreground,
+            systemd_cgroup: g.systemd_cgroup,
         }
     }
 }
 
 pub fn run(g: &Global, a: &Args) -> Result<()> {
-    g.runtime()?.create(&a.opts(false))?;
+    g.runtime()?.create(&a.opts(g, false))?;
     Ok(())
 }

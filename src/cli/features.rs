@@ -3,8 +3,7 @@
 use super::Global;
 use anyhow::Result;
 
-pub fn run(g: &Global) -> Result<()> {
-    g.check_cgroup_driver()?;
+pub fn run(_: &Global) -> Result<()> {
     let f = berth_runtime::features();
     println!("{}", serde_json::to_string_pretty(&f)?);
     Ok(())

@@ -39,7 +39,8 @@ pub struct Global {
     /// Accepted for runc compatibility (berth logs only errors).
     #[arg(long)]
     pub debug: bool,
-    /// Accepted for runc compatibility; the systemd cgroup driver is not implemented yet.
+    /// Use systemd (over the system bus) for the container's cgroup:
+    /// cgroupsPath is SLICE:PREFIX:NAME.
     #[arg(long)]
     pub systemd_cgroup: bool,
     /// Accepted for runc compatibility (true, false or auto).
@@ -63,15 +64,7 @@ pub enum Format {
 impl Global {
     /// The runtime on `--root`, for the commands that manage containers.
     pub fn runtime(&self) -> Result<Runtime> {
-        self.check_cgroup_driver()?;
         Ok(Runtime::new(&self.root)?)
-    }
-
-    fn check_cgroup_driver(&self) -> Result<()> {
-        if self.systemd_cgroup {
-            anyhow::bail!("--systemd-cgroup: the systemd cgroup driver is not supported yet");
-        }
-        Ok(())
     }
 }
 

@@ -9,7 +9,7 @@ set -u
 berth=$1; rootfs=$2; n=${3:-50}
 b=/tmp/kmem; rm -rf $b; mkdir -p $b; cp -a "$rootfs" $b/rootfs
 "$berth" spec -b $b >/dev/null
-sed -i 's/"terminal": true/"terminal": false/; s/"sh"$/"sleep", "1000"/; s/"ociVersion": "1.2.0"/"ociVersion": "1.0.2"/' $b/config.json
+sed -i 's/"terminal": true/"terminal": false/; s/"sh"$/"sleep", "1000"/; s/"ociVersion": "1.3.0"/"ociVersion": "1.0.2"/' $b/config.json
 kmem() {
     sync; echo 2 > /proc/sys/vm/drop_caches
     awk '/^(Slab|KernelStack|PageTables|Percpu):/ { s += $2 } END { print s }' /proc/meminfo

@@ -8,7 +8,7 @@ berth=$1; rootfs=$2
 b=/tmp/minmem; rm -rf $b; mkdir -p $b; cp -a "$rootfs" $b/rootfs
 "$berth" spec -b $b >/dev/null
 # terminal off, /bin/true, ociVersion crun knows, a memory limit placeholder
-sed -i 's/"terminal": true/"terminal": false/; s/"sh"$/"true"/; s/"ociVersion": "1.2.0"/"ociVersion": "1.0.2"/' $b/config.json
+sed -i 's/"terminal": true/"terminal": false/; s/"sh"$/"true"/; s/"ociVersion": "1.3.0"/"ociVersion": "1.0.2"/' $b/config.json
 starts() { # RUNTIME KIB
     sed "s/\"resources\": {/\"resources\": {\"memory\": {\"limit\": $(($2 * 1024)), \"swap\": $(($2 * 1024))},/" $b/config.json > $b/config.json.try
     cp $b/config.json $b/config.json.orig; cp $b/config.json.try $b/config.json

@@ -26,6 +26,14 @@ pub fn with_userns(c: &mut Value, host_id: u32) {
     c["linux"]["gidMappings"] = map;
 }
 
+/// Removes the namespaces of `kinds` from a config (the host's then).
+pub fn drop_ns(c: &mut Value, kinds: &[&str]) {
+    c["linux"]["namespaces"]
+        .as_array_mut()
+        .expect("linux.namespaces")
+        .retain(|n| !kinds.iter().any(|k| n["type"] == *k));
+}
+
 /// Asserts that a command succeeded (showing what it printed if not) and
 /// returns its stdout.
 #[track_caller]
@@ -40,13 +48,44 @@ pub fn ok(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// Whether the suites run with `--systemd-cgroup` (BERTH_TEST_SYSTEMD, set
+/// by tests/vm/systemd.sh under a real systemd).
+pub fn systemd() -> bool {
+    std::env::var_os("BERTH_TEST_SYSTEMD").is_some()
+}
+
+/// Units whose name contains `token` (systemd mode only), any state.
+pub fn units(token: &str) -> Vec<String> {
+    if !systemd() {
+        return Vec::new();
+    }
+    let out = Command::new("systemctl")
+        .args([
+            "list-units",
+            "--all",
+            "--plain",
+            "--no-legend",
+            "--no-pager",
+        ])
+        .output()
+        .expect("systemctl");
+    let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|u| u.contains(token))
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
+}
+
 /// Whether the host is cgroup v2 only.
 pub fn unified() -> bool {
     Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
 }
 
 /// The repository (BERTH_REPO overrides: /host inside the VM).
-fn repo() -> PathBuf {
+pub fn repo() -> PathBuf {
     std::env::var_os("BERTH_REPO")
         .map(PathBuf::from)
         .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
@@ -121,6 +160,7 @@ pub fn images() -> PathBuf {
 struct Snapshot {
     mounts: Vec<String>,
     cgroups: Vec<PathBuf>,
+    units: Vec<String>,
 }
 
 fn snapshot(token: &str) -> Snapshot {
@@ -137,7 +177,11 @@ fn snapshot(token: &str) -> Snapshot {
     let mut cgroups = Vec::new();
     find_dirs(Path::new("/sys/fs/cgroup"), token, 0, &mut cgroups);
     cgroups.sort();
-    Snapshot { mounts, cgroups }
+    Snapshot {
+        mounts,
+        cgroups,
+        units: units(token),
+    }
 }
 
 fn find_dirs(d: &Path, token: &str, depth: usize, out: &mut Vec<PathBuf>) {
@@ -246,7 +290,12 @@ impl T {
             .status()
             .unwrap();
         assert!(st.success());
-        let parents = make_parent_cgroups(&token);
+        // Under systemd the containers' cgroups are units in system.slice.
+        let parents = if systemd() {
+            Vec::new()
+        } else {
+            make_parent_cgroups(&token)
+        };
         let before = snapshot(&token);
         let t = T {
             root: dir.join("state"),
@@ -283,9 +332,14 @@ impl T {
         c["process"]["terminal"] = json!(false);
         c["process"]["args"] = json!(args);
         c["hostname"] = json!("berth-test");
-        // Each config its own leaf under the test's parent cgroup.
+        // Each config its own leaf under the test's parent cgroup (a unit
+        // of its own under systemd).
         let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        c["linux"]["cgroupsPath"] = json!(format!("/berth-test/{}/c{n}", self.token));
+        c["linux"]["cgroupsPath"] = if systemd() {
+            json!(format!("system.slice:berth-test:{}-c{n}", self.token))
+        } else {
+            json!(format!("/berth-test/{}/c{n}", self.token))
+        };
         c
     }
 
@@ -308,10 +362,10 @@ impl T {
         ok(&self.berth(args))
     }
 
-    /// A detached container of config `c` running `sleep 60`; returns
-    /// (id, init pid).
+    /// A detached container of config `c` running `sleep 600` (long enough
+    /// for the emulated VM); returns (id, init pid).
     pub fn sleeper(&self, name: &str, mut c: Value) -> (String, i64) {
-        c["process"]["args"] = json!(["sleep", "60"]);
+        c["process"]["args"] = json!(["sleep", "600"]);
         self.write_config(&c);
         let id = self.id(name);
         let st = self
@@ -341,6 +395,9 @@ impl T {
 
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(berth_bin());
+        if systemd() {
+            c.arg("--systemd-cgroup");
+        }
         c.arg("--root")
             .arg(&self.root)
             .arg("--log")

@@ -60,13 +60,17 @@ fn cgroup_default_relative_path_is_removed() {
     let t = T::new("cgrel");
     let mut c = t.config(&["sh", "-c", "cat /proc/self/cgroup"]);
     c["linux"].as_object_mut().unwrap().remove("cgroupsPath");
-    c["linux"]["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .retain(|n| n["type"] != "cgroup");
+    drop_ns(&mut c, &["cgroup"]);
     let (code, out, err) = t.run(&c);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains(&format!("/berth/{}", t.id("run"))), "{out}");
+    // cgroupfs: berth/ID below berth's cgroup; systemd: runc's default
+    // form, system.slice:berth:ID.
+    let want = if systemd() {
+        format!("/system.slice/berth-{}.scope", t.id("run"))
+    } else {
+        format!("/berth/{}", t.id("run"))
+    };
+    assert!(out.contains(&want), "{out}");
 }
 
 #[test]
@@ -89,7 +93,7 @@ fn cgroup_ps_pause_resume_update_events() {
     let table = ok(&t.berth(&["ps", &id]));
     assert!(
         // ps(1)'s own header (procps or busybox), then the container's lines.
-        table.lines().next().unwrap().contains("PID") && table.contains("sleep 60"),
+        table.lines().next().unwrap().contains("PID") && table.contains("sleep 600"),
         "{table}"
     );
     t.ok(&["pause", &id]);

@@ -80,7 +80,7 @@ fn runc_spec_defaults_start_with_ambient_warnings() {
 #[test]
 fn captured_client_configs_start() {
     let t = T::new("clientcfg");
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs");
+    let dir = repo().join("tests/configs");
     let mut n = 0;
     for e in std::fs::read_dir(&dir).unwrap().flatten() {
         let c: Value = serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap();

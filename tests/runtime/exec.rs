@@ -33,7 +33,7 @@ fn exec_joins_namespaces_cgroup_and_process_settings() {
         l[8].ends_with(":/"),
         "in the container's cgroup (its namespace root): {o}"
     );
-    assert_eq!(l[9].trim(), "sleep 60");
+    assert_eq!(l[9].trim(), "sleep 600");
     let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     assert!(cg.contains(&t.token));
     // Exit status, user, env, cwd, capabilities, no_new_privs.

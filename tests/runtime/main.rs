@@ -13,4 +13,5 @@ mod lifecycle;
 mod mounts;
 mod process;
 mod spec13;
+mod systemd;
 mod terminal;

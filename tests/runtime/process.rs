@@ -89,10 +89,7 @@ fn join_network_namespace_by_path() {
     assert_eq!(out.trim(), want.to_str().unwrap());
     // A path that is not a namespace of that type is refused.
     let mut c = t.config(&["true"]);
-    c["linux"]["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .retain(|n| n["type"] != "network");
+    drop_ns(&mut c, &["network"]);
     c["linux"]["namespaces"]
         .as_array_mut()
         .unwrap()

@@ -262,10 +262,7 @@ fn net_devices_move_in_with_their_addresses() {
     );
     // Without a network namespace of its own: refused.
     let mut c = t.config(&["true"]);
-    c["linux"]["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .retain(|n| n["type"] != "network");
+    drop_ns(&mut c, &["network"]);
     c["linux"]["netDevices"] = json!({"lo": {}});
     t.write_config(&c);
     t.expect_error(
@@ -347,7 +344,8 @@ fn cgroup_unified_hugetlb_and_check_before_update() {
                     .collect()
             })
             .unwrap_or_default();
-        if sizes.iter().any(|s| s == "hugepages-2048kB") {
+        let controllers = std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers").unwrap();
+        if sizes.iter().any(|s| s == "hugepages-2048kB") && controllers.contains("hugetlb") {
             let mut c = t.config(&["sh", "-c", "cat /sys/fs/cgroup/hugetlb.2MB.rsvd.max 2>/dev/null || cat /sys/fs/cgroup/hugetlb.2MB.max"]);
             c["linux"]["resources"]["hugepageLimits"] =
                 json!([{"pageSize": "2MB", "limit": 4194304}]);
@@ -357,7 +355,14 @@ fn cgroup_unified_hugetlb_and_check_before_update() {
         // checkBeforeUpdate: a limit below the usage is refused, not OOM.
         let (id, _) = t.sleeper("c", t.config(&["true"]));
         let o = t.berth(&["update", "--memory", "4096", &id]);
-        assert!(o.status.success(), "without the check the limit is set");
+        // The kernel OOM-kills the init to honour it; under systemd the
+        // dead scope can be collected before berth writes the files,
+        // which fails the update (the limit was set: the container died).
+        assert!(
+            o.status.success() || (systemd() && t.state(&id)["status"] == "stopped"),
+            "without the check the limit is set: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         let res = t.dir.join("res.json");
         std::fs::write(
             &res,

@@ -1,0 +1,23 @@
+#!/bin/sh
+# Runs under a real systemd in the cgroup-v2 VM (../shared/vm/with-systemd.sh,
+# which `make test-vm` copies to target/vm/): the runtime's cgroup tests,
+# the systemd driver's own and the fault injection, all with
+# --systemd-cgroup (BERTH_TEST_SYSTEMD: tests/common adds the flag, gives
+# each container a unit in system.slice and checks no unit is left).
+# Then, given CLIENTS_TESTBIN, containerd (the shim with --systemd-cgroup)
+# and podman (--cgroup-manager systemd), runc and berth alike.
+# Usage: systemd.sh RUNTIME_TESTBIN RELIABILITY_TESTBIN [CLIENTS_TESTBIN]
+set -eu
+runtime=${1:?usage: $0 RUNTIME_TESTBIN RELIABILITY_TESTBIN}
+reliability=${2:?usage: $0 RUNTIME_TESTBIN RELIABILITY_TESTBIN}
+[ -d /run/systemd/system ] || { echo "not under systemd" >&2; exit 1; }
+export BERTH_TEST_SYSTEMD=1 BERTH_REPO=/host BERTH_FIXTURES=/host/target/fixtures TMPDIR=/tmp
+export BERTH_BIN=${BERTH_BIN:-/host/target/x86_64-unknown-linux-gnu/debug/berth}
+echo "systemd driver: runtime cgroup and systemd tests"
+"$runtime" --test-threads=1 cgroups:: systemd:: spec13::cgroup_unified
+echo "systemd driver: fault injection"
+BERTH_FAULT_ROUNDS=4 BERTH_FAULT_MAX_MS=600 "$reliability" --test-threads=1 sigkill_at_any_instant_leaves_nothing
+if [ -n "${3:-}" ]; then
+    echo "systemd driver: containerd and podman"
+    "$3" --test-threads=1
+fi
