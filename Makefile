@@ -9,7 +9,8 @@ VM := ../shared/vm/run-in-vm.sh
 VM_PKGS := iproute2 mount runc
 # A real systemd with its system bus, for the systemd cgroup driver.
 VM_SYSTEMD_PKGS := systemd dbus util-linux procps containerd podman bash python3
-APT_PKGS := busybox-static gcc libc6-dev libseccomp-dev qemu-system-x86 iproute2 python3 zstd umoci runc containerd podman
+APT_PKGS := busybox-static gcc libc6-dev libseccomp-dev qemu-system-x86 iproute2 python3 zstd umoci runc containerd podman \
+	docker-registry skopeo apache2-utils openssl
 FIXTURES := target/fixtures
 # .cargo/config.toml builds for an explicit target (static linking).
 OUT := target/x86_64-unknown-linux-gnu
@@ -23,7 +24,9 @@ all: release
 # statically into berth, see .cargo/config.toml), qemu-system-x86 (the
 # cgroup v2 VM), python3 and zstd (image fixtures), umoci (the reference
 # unpacker the image tests compare with), runc, containerd and podman (the
-# real clients berth must satisfy, each also run against runc). apt-get
+# real clients berth must satisfy, each also run against runc),
+# docker-registry, skopeo, apache2-utils (htpasswd) and openssl (the
+# registries tests/registry.rs starts, pushes to, and secures). apt-get
 # update runs only when something is missing.
 deps:
 	@missing=""; for p in $(APT_PKGS); do \
@@ -116,7 +119,8 @@ soak: build fixtures
 # a private mount namespace where /sys/fs/cgroup is a cgroup2 view (crun
 # refuses hybrid hosts); then the image unpack benchmark
 # (tests/bench/image_bench.py: a debootstrap-built Debian image, cached in
-# target/bench/image, against umoci and tar -xzf), and in the cgroup v2 VM
+# target/bench/image, against umoci and tar -xzf; and pulled from a registry
+# on loopback against skopeo + umoci and podman), and in the cgroup v2 VM
 # the kernel memory per container (tests/bench/kmem.sh), the smallest
 # memory limit a container starts with (tests/bench/minmem.sh), and under
 # systemd what the systemd cgroup driver costs per lifecycle against

@@ -24,6 +24,9 @@ pub enum Error {
     Entry { entry: String, why: String },
     #[error("image {0:?} not found")]
     NoImage(String),
+    /// A registry's answer (or its absence), naming what was asked for.
+    #[error("{0}")]
+    Registry(String),
     #[error("{0}")]
     Other(String),
 }

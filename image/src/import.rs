@@ -7,19 +7,15 @@
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::fsutil::remove_tree;
+use crate::manifest::{self, digest_of, field, json_of, pick_manifest, OCI_CONFIG, OCI_MANIFEST};
 use crate::progress::Progress;
-use crate::store::{normalize_name, ImageRec, LayerRec, Store};
+use crate::store::{normalize_name, ImageRec, Store};
 use crate::unpack;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-
-const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 
 /// What an import did.
 pub struct Imported {
@@ -60,30 +56,6 @@ impl Txn<'_> {
     }
 }
 
-fn json_of(data: &[u8], what: &str) -> Result<Value> {
-    serde_json::from_slice(data).map_err(|e| Error::Format(format!("{what}: invalid JSON: {e}")))
-}
-
-fn field<'a>(v: &'a Value, k: &str, what: &str) -> Result<&'a Value> {
-    v.get(k)
-        .filter(|x| !x.is_null())
-        .ok_or_else(|| Error::Format(format!("{what}: missing {k:?}")))
-}
-
-fn digest_of(desc: &Value, what: &str) -> Result<Digest> {
-    Digest::parse(field(desc, "digest", what)?.as_str().unwrap_or(""))
-        .map_err(|e| Error::Format(format!("{what}: {e}")))
-}
-
-/// The platform berth runs images of (image-index.md "platform").
-fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    }
-}
-
 /// Imports the image at `path`. `name` overrides the name found in it.
 pub fn import(
     store: &Store,
@@ -121,50 +93,14 @@ fn import_in(
     let cdesc = field(&manifest, "config", "manifest")?;
     let config_digest = digest_of(cdesc, "manifest config")?;
     let config = json_of(&store.read_blob(&config_digest)?, "image config")?;
-    let layers = field(&manifest, "layers", "manifest")?
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let diff_ids: Vec<Digest> = config
-        .pointer("/rootfs/diff_ids")
-        .and_then(Value::as_array)
-        .ok_or_else(|| Error::Format("image config: missing rootfs.diff_ids".into()))?
-        .iter()
-        .map(|d| Digest::parse(d.as_str().unwrap_or("")))
-        .collect::<Result<_>>()?;
-    if diff_ids.len() != layers.len() {
-        return Err(Error::Format(format!(
-            "image config has {} diff_ids for {} manifest layers",
-            diff_ids.len(),
-            layers.len()
-        )));
-    }
-    let chains = crate::digest::chain_ids(&diff_ids);
-    let mut recs = Vec::new();
-    for (i, l) in layers.iter().enumerate() {
-        let mt = l
-            .get("mediaType")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        if !unpack::known_layer_type(&mt) {
-            return Err(Error::Format(format!(
-                "layer {i}: unknown media type {mt:?}"
-            )));
-        }
-        let d = digest_of(l, &format!("layer {i}"))?;
+    let recs = manifest::layer_records(&manifest, &config)?;
+    for (i, l) in recs.iter().enumerate() {
+        let d = Digest::parse(&l.digest)?;
         if !store.blob_path(&d).exists() {
             return Err(Error::Format(format!(
                 "manifest names missing blob {d} (layer {i})"
             )));
         }
-        recs.push(LayerRec {
-            digest: d.to_string(),
-            diff_id: diff_ids[i].to_string(),
-            chain_id: chains[i].to_string(),
-            media_type: mt,
-            size: l.get("size").and_then(Value::as_u64).unwrap_or(0),
-        });
     }
     // An OCI ref name is often a bare tag ("latest"): prefix the file name.
     let found_name = found_name.map(|n| {
@@ -201,47 +137,6 @@ fn import_in(
     };
     store.save_image(&image)?;
     Ok(Imported { image, unpacked })
-}
-
-/// Picks the manifest from an index: the only one, or the one for linux and
-/// the host architecture. Nested indexes are followed.
-fn pick_manifest(
-    index: &Value,
-    load: &mut dyn FnMut(&Digest) -> Result<Vec<u8>>,
-) -> Result<(Value, Option<String>)> {
-    let mut found = Vec::new();
-    let mut stack: Vec<Value> = field(index, "manifests", "index.json")?
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    while let Some(d) = stack.pop() {
-        let mt = d.get("mediaType").and_then(Value::as_str).unwrap_or("");
-        if mt == OCI_INDEX || mt == DOCKER_LIST {
-            let nested = json_of(&load(&digest_of(&d, "index entry")?)?, "nested index")?;
-            stack.extend(
-                field(&nested, "manifests", "nested index")?
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default(),
-            );
-        } else {
-            found.push(d);
-        }
-    }
-    if found.len() > 1 {
-        found.retain(|d| {
-            d.pointer("/platform/os").and_then(Value::as_str) == Some("linux")
-                && d.pointer("/platform/architecture").and_then(Value::as_str) == Some(host_arch())
-        });
-    }
-    let d = found.into_iter().next().ok_or_else(|| {
-        Error::Format(format!("index.json: no manifest for linux/{}", host_arch()))
-    })?;
-    let name = d
-        .pointer("/annotations/org.opencontainers.image.ref.name")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    Ok((d, name))
 }
 
 fn check_layout(data: &[u8]) -> Result<()> {

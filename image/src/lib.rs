@@ -1,7 +1,8 @@
 //! berth-image: the OCI image half of berth.
 //!
 //! - [`import`]: OCI image layouts, oci-archive and docker-archive tarballs
-//!   into a content-addressed store ([`store`]), every blob verified.
+//!   into a content-addressed store ([`store`]), every blob verified;
+//!   [`pull`]: the same from a registry ([`registry`], [`auth`]).
 //! - [`unpack`]: each layer unpacked once, in overlayfs form, into a
 //!   directory keyed by its chain ID, refusing entries that would escape it.
 //! - [`overlay`]: a container rootfs as an overlay mount of shared layers
@@ -17,11 +18,12 @@
 //!
 //! | layer | modules |
 //! | --- | --- |
-//! | 3 operations | import, overlay, flatten, bundle, gc |
-//! | 2 layers | unpack |
-//! | 1 store | store |
-//! | 0 base | error, digest, fsutil, progress |
+//! | 3 operations | import, pull, overlay, flatten, bundle, gc |
+//! | 2 layers | unpack, manifest |
+//! | 1 store | store, registry, auth |
+//! | 0 base | error, digest, fsutil, progress, reference |
 
+pub mod auth;
 pub mod bundle;
 pub mod digest;
 pub mod error;
@@ -29,8 +31,12 @@ pub mod flatten;
 pub mod fsutil;
 pub mod gc;
 pub mod import;
+pub mod manifest;
 pub mod overlay;
 pub mod progress;
+pub mod pull;
+pub mod reference;
+pub mod registry;
 pub mod store;
 pub mod unpack;
 

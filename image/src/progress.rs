@@ -9,6 +9,15 @@ pub trait Progress: Sync {
     fn set_length(&self, _bytes: u64) {}
     /// `bytes` more are done.
     fn inc(&self, _bytes: u64) {}
+    /// `bytes` are done in all (a resumed download starts further on).
+    fn set_position(&self, _bytes: u64) {}
+    /// Done.
+    fn finish(&self) {}
+    /// A progress of its own for one layer of `total` bytes (a pull shows
+    /// one bar per layer); by default nothing.
+    fn layer(&self, _name: &str, _total: u64) -> Box<dyn Progress + Send> {
+        Box::new(Silent)
+    }
 }
 
 /// Reports nothing.

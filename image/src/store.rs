@@ -199,6 +199,14 @@ impl Store {
         if let Some(i) = all.iter().find(|i| i.name == full) {
             return Ok(i.clone());
         }
+        // A pulled image is filed under its full reference
+        // (docker.io/library/busybox:latest for `busybox`).
+        if let Ok(r) = crate::reference::Reference::parse(name, &[]) {
+            let full = r.name();
+            if let Some(i) = all.iter().find(|i| i.name == full) {
+                return Ok(i.clone());
+            }
+        }
         let hex = name.strip_prefix("sha256:").unwrap_or(name);
         if hex.len() >= 6 {
             let hits: Vec<_> = all

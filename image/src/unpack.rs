@@ -384,6 +384,33 @@ pub fn known_layer_type(mt: &str) -> bool {
     decoder(mt, std::io::empty()).is_ok()
 }
 
+/// Unpacks the layer blob `r` (compressed as `l.media_type` says) into the
+/// fresh directory `dest`, checking the blob against `l.digest` and the
+/// tar stream against `l.diff_id` in the same pass. Import unpacks from
+/// the store's blob; pull straight from the registry's stream.
+pub fn unpack_verified(r: impl Read, l: &LayerRec, dest: &Path) -> Result<()> {
+    let digest = Digest::parse(&l.digest)?;
+    let diff_id = Digest::parse(&l.diff_id)?;
+    let (mut bh, mut dh) = (Hasher::default(), Hasher::default());
+    let mut blob_r = bh.reader(r);
+    {
+        let dec = decoder(&l.media_type, &mut blob_r)?;
+        let mut tar_r = dh.reader(dec);
+        unpack_tar(&mut tar_r, dest).map_err(|e| match e {
+            Error::Format(m) => Error::Format(format!("layer {digest}: {m}")),
+            e => e,
+        })?;
+        std::io::copy(&mut tar_r, &mut std::io::sink())
+            .map_err(|e| Error::Format(format!("layer {digest}: {e}")))?;
+    }
+    std::io::copy(&mut blob_r, &mut std::io::sink())
+        .map_err(|e| Error::Format(format!("layer {digest}: {e}")))?;
+    drop(blob_r);
+    bh.verify(&format!("layer blob {digest}"), &digest)?;
+    dh.verify(&format!("uncompressed layer {digest} (diff_id)"), &diff_id)?;
+    Ok(())
+}
+
 /// Unpacks one layer blob into `layers/<chain id>` unless it is there
 /// already: into a temporary directory, verifying the blob digest and the
 /// diff ID in the same pass, then renamed into place. Returns whether it
@@ -396,34 +423,12 @@ pub fn ensure_layer(store: &Store, l: &LayerRec, progress: &dyn Progress) -> Res
         return Ok(false);
     }
     let digest = Digest::parse(&l.digest)?;
-    let diff_id = Digest::parse(&l.diff_id)?;
     let blob = store.blob_path(&digest);
     let file = File::open(&blob).map_err(|e| Error::io("missing layer blob", &blob, e))?;
     let tmp = store.tmp_path("layer");
     std::fs::create_dir(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
-    let res = (|| -> Result<()> {
-        let (mut bh, mut dh) = (Hasher::default(), Hasher::default());
-        let mut blob_r = bh.reader(Counted::new(
-            std::io::BufReader::with_capacity(1 << 20, file),
-            progress,
-        ));
-        {
-            let dec = decoder(&l.media_type, &mut blob_r)?;
-            let mut tar_r = dh.reader(dec);
-            unpack_tar(&mut tar_r, &tmp).map_err(|e| match e {
-                Error::Format(m) => Error::Format(format!("layer {digest}: {m}")),
-                e => e,
-            })?;
-            std::io::copy(&mut tar_r, &mut std::io::sink())
-                .map_err(|e| Error::Format(format!("layer {digest}: {e}")))?;
-        }
-        std::io::copy(&mut blob_r, &mut std::io::sink())
-            .map_err(|e| Error::io("read", &blob, e))?;
-        drop(blob_r);
-        bh.verify(&format!("layer blob {digest}"), &digest)?;
-        dh.verify(&format!("uncompressed layer {digest} (diff_id)"), &diff_id)?;
-        Ok(())
-    })();
+    let r = Counted::new(std::io::BufReader::with_capacity(1 << 20, file), progress);
+    let res = unpack_verified(r, l, &tmp);
     let done = res.and_then(|_| match std::fs::rename(&tmp, &dest) {
         Ok(()) => Ok(true),
         // Another berth unpacked it meanwhile.
@@ -439,11 +444,25 @@ pub fn ensure_layer(store: &Store, l: &LayerRec, progress: &dyn Progress) -> Res
 /// Unpacks every missing layer of an image, in parallel. Returns how many
 /// were unpacked (0 when all were there).
 pub fn ensure_layers(store: &Store, layers: &[LayerRec], progress: &dyn Progress) -> Result<usize> {
-    let next = std::sync::atomic::AtomicUsize::new(0);
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
-        .unwrap_or(2)
-        .min(layers.len().max(1));
+        .unwrap_or(2);
+    count_parallel(layers, workers, "unpack", |l| {
+        ensure_layer(store, l, progress)
+    })
+}
+
+/// Runs `f` on every layer with up to `workers` threads, each taking the
+/// next layer when it is done with one. Returns how many calls answered
+/// true, or the first error (the other threads finish their layer).
+pub(crate) fn count_parallel(
+    layers: &[LayerRec],
+    workers: usize,
+    what: &str,
+    f: impl Fn(&LayerRec) -> Result<bool> + Sync,
+) -> Result<usize> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let workers = workers.clamp(1, layers.len().max(1));
     let results: Vec<Result<usize>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
@@ -452,7 +471,7 @@ pub fn ensure_layers(store: &Store, layers: &[LayerRec], progress: &dyn Progress
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(l) = layers.get(i) else { return Ok(n) };
-                        if ensure_layer(store, l, progress)? {
+                        if f(l)? {
                             n += 1;
                         }
                     }
@@ -463,15 +482,11 @@ pub fn ensure_layers(store: &Store, layers: &[LayerRec], progress: &dyn Progress
             .into_iter()
             .map(|h| {
                 h.join()
-                    .unwrap_or_else(|_| Err(Error::Other("unpack thread panicked".into())))
+                    .unwrap_or_else(|_| Err(Error::Other(format!("{what} thread panicked"))))
             })
             .collect()
     });
-    let mut total = 0;
-    for r in results {
-        total += r?;
-    }
-    Ok(total)
+    results.into_iter().sum()
 }
 
 #[cfg(test)]

@@ -13,7 +13,11 @@ Measured, each REPEAT times (median), with warm page caches:
 - floor: `tar -xzf` of the two layer blobs into one directory, no
   verification, no whiteout handling;
 - second rootfs: `berth image mount` of the already imported image (what a
-  second container of the same image costs), then `umount`.
+  second container of the same image costs), then `umount`;
+- pull: the image pushed (skopeo) to a private docker-registry on loopback,
+  then pulled into an empty store by `berth image pull` (download and
+  unpack overlapped), by `skopeo copy` to an OCI layout followed by
+  `umoci unpack`, and by `podman pull` into a fresh podman store.
 
 usage: image_bench.py BERTH WORK OUT.json   (env BENCH_IMAGE_REPEAT, default 3)
 """
@@ -149,8 +153,62 @@ def build_layout(base, full):
 
 def timed(cmd):
     t = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if r.returncode != 0:
+        sys.exit(f"{' '.join(cmd)}: exit {r.returncode}: {r.stderr.decode(errors='replace')}")
     return time.perf_counter() - t
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_pull(layout, tmp):
+    """Median seconds of a pull from a registry on loopback, per client."""
+    import socket
+    port = free_port()
+    reg = os.path.join(tmp, "registry")
+    os.makedirs(reg)
+    cfg = os.path.join(reg, "config.yml")
+    open(cfg, "w").write(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
+                         f"    rootdirectory: {reg}/data\nhttp:\n  addr: 127.0.0.1:{port}\n")
+    daemon = subprocess.Popen(["docker-registry", "serve", cfg], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port)).close()
+                break
+            except OSError:
+                time.sleep(0.025)
+        ref = f"127.0.0.1:{port}/bench/debian:1"
+        sh("skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:bench", f"docker://{ref}")
+        t = {"berth": [], "skopeo+umoci": [], "podman": []}
+        for i in range(REPEAT):
+            store = os.path.join(tmp, f"pull-store{i}")
+            t["berth"].append(timed([berth, "image", "--store", store, "pull", "-q", ref]))
+            shutil.rmtree(store)
+            oci, root = os.path.join(tmp, f"pull-oci{i}"), os.path.join(tmp, f"pull-rootfs{i}")
+            start = time.perf_counter()
+            sh("skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{ref}", f"oci:{oci}:bench")
+            sh("umoci", "unpack", "--image", f"{oci}:bench", root, stdout=subprocess.DEVNULL)
+            t["skopeo+umoci"].append(time.perf_counter() - start)
+            shutil.rmtree(oci)
+            shutil.rmtree(root)
+            # podman wants a runroot path of at most 50 characters.
+            proot, prun = os.path.join(tmp, f"podman{i}"), tempfile.mkdtemp(prefix="berth-bench-run")
+            podman = ["podman", "--root", proot, "--runroot", prun, "--storage-driver", "overlay"]
+            t["podman"].append(timed(podman + ["pull", "-q", "--tls-verify=false", ref]))
+            subprocess.run(podman + ["rmi", "-a", "-f"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            shutil.rmtree(proot, ignore_errors=True)
+            shutil.rmtree(prun, ignore_errors=True)
+        return {k: statistics.median(v) for k, v in t.items()}
+    finally:
+        daemon.kill()
+        daemon.wait()
 
 
 def main():
@@ -181,10 +239,12 @@ def main():
         second.append(timed([berth, "image", "--store", store, "mount", "bench", mnt]))
         sh(berth, "image", "--store", store, "umount", mnt)
         shutil.rmtree(mnt, ignore_errors=True)
+    pull = bench_pull(layout, tmp)
     shutil.rmtree(tmp)
     med = statistics.median
     res["seconds"] = {"berth": med(t_berth), "umoci": med(t_umoci), "tar": med(t_tar)}
     res["second_rootfs_ms"] = med(second) * 1000
+    res["pull_seconds"] = pull
     mb = sizes["uncompressed"] / 1e6
     res["mb_per_s"] = {k: mb / v for k, v in res["seconds"].items()}
     json.dump(res, open(out_path, "w"), indent=2)
@@ -196,6 +256,10 @@ def main():
           f"{s['berth'] / s['umoci']:>9.2f}{s['berth'] / s['tar']:>9.2f}")
     print(f"{'MB/s':16}{r['berth']:>10.0f}{r['umoci']:>10.0f}{r['tar']:>10.0f}")
     print(f"second rootfs from the same image (overlay mount): {res['second_rootfs_ms']:.2f} ms")
+    print(f"pull from a registry on loopback into an empty store, median of {REPEAT}")
+    print(f"{'':16}{'berth':>10}{'skopeo+umoci':>14}{'podman':>10}{'b/s+u':>9}{'b/podman':>10}")
+    print(f"{'seconds':16}{pull['berth']:>10.2f}{pull['skopeo+umoci']:>14.2f}{pull['podman']:>10.2f}"
+          f"{pull['berth'] / pull['skopeo+umoci']:>9.2f}{pull['berth'] / pull['podman']:>10.2f}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 //! `berth image ...`: the image store's commands. Each is a few calls into
-//! berth-image; `image run` (bundle + create + start) is in `run.rs`.
+//! berth-image; `image run` (bundle + create + start) is in `run.rs`,
+//! pull, login and logout in `pull.rs`.
 
 use super::Global;
 use anyhow::Result;
@@ -7,6 +8,7 @@ use berth_image::{bundle, flatten, gc, import, overlay, store};
 use clap::Subcommand;
 use std::path::PathBuf;
 
+mod pull;
 mod run;
 
 #[derive(clap::Args)]
@@ -38,6 +40,12 @@ enum Cmd {
         #[arg(long, value_name = "NAME:TAG")]
         name: Option<String>,
     },
+    /// Pull an image from a registry (NAME[:TAG], NAME@sha256:..., HOST[:PORT]/PATH:TAG).
+    Pull(pull::Args),
+    /// Store credentials for a registry (checked against it first).
+    Login(pull::LoginArgs),
+    /// Remove the credentials of a registry.
+    Logout(pull::LogoutArgs),
     /// List images.
     Ls,
     /// Print an image's digest, config and layers as JSON.
@@ -58,32 +66,81 @@ enum Cmd {
     Run(Box<run::Args>),
 }
 
-/// A progress bar on a terminal, nothing otherwise.
-struct Bar(indicatif::ProgressBar);
+/// Progress on a terminal (stderr), nothing otherwise: a bar for the whole,
+/// and one per layer when pulling.
+pub(super) struct Bar {
+    multi: Option<indicatif::MultiProgress>,
+    total: indicatif::ProgressBar,
+}
+
+const STYLE: &str = "{msg:12} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}";
 
 impl Bar {
     fn new(msg: &'static str) -> Bar {
         use std::io::IsTerminal;
         if !std::io::stderr().is_terminal() {
-            return Bar(indicatif::ProgressBar::hidden());
+            return Bar::hidden();
         }
-        let pb = indicatif::ProgressBar::new(0);
-        if let Ok(st) = indicatif::ProgressStyle::with_template(
-            "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}",
-        ) {
+        let multi = indicatif::MultiProgress::new();
+        let pb = multi.add(indicatif::ProgressBar::new(0));
+        if let Ok(st) = indicatif::ProgressStyle::with_template(STYLE) {
             pb.set_style(st);
         }
         pb.set_message(msg);
-        Bar(pb)
+        Bar {
+            multi: Some(multi),
+            total: pb,
+        }
+    }
+
+    fn hidden() -> Bar {
+        Bar {
+            multi: None,
+            total: indicatif::ProgressBar::hidden(),
+        }
+    }
+
+    fn done(&self) {
+        self.total.finish_and_clear();
+        if let Some(m) = &self.multi {
+            let _ = m.clear();
+        }
+    }
+}
+
+/// One layer's bar (its bytes count towards the whole too).
+struct LayerBar(indicatif::ProgressBar, indicatif::ProgressBar);
+
+impl berth_image::progress::Progress for LayerBar {
+    fn inc(&self, bytes: u64) {
+        self.0.inc(bytes);
+        self.1.inc(bytes);
+    }
+    fn set_position(&self, bytes: u64) {
+        self.0.set_position(bytes);
+    }
+    fn finish(&self) {
+        self.0.finish();
     }
 }
 
 impl berth_image::progress::Progress for Bar {
     fn set_length(&self, bytes: u64) {
-        self.0.set_length(bytes);
+        self.total.set_length(bytes);
     }
     fn inc(&self, bytes: u64) {
-        self.0.inc(bytes);
+        self.total.inc(bytes);
+    }
+    fn layer(&self, name: &str, total: u64) -> Box<dyn berth_image::progress::Progress + Send> {
+        let pb = match &self.multi {
+            Some(m) => m.add(indicatif::ProgressBar::new(total)),
+            None => indicatif::ProgressBar::hidden(),
+        };
+        if let Ok(st) = indicatif::ProgressStyle::with_template(STYLE) {
+            pb.set_style(st);
+        }
+        pb.set_message(name.to_string());
+        Box::new(LayerBar(pb, self.total.clone()))
     }
 }
 
@@ -93,7 +150,7 @@ pub fn run(g: &Global, a: &Args) -> Result<i32> {
         Cmd::Import { path, name } => {
             let bar = Bar::new("unpacking");
             let r = import::import(&st, path, name.as_deref(), &bar)?;
-            bar.0.finish_and_clear();
+            bar.done();
             println!(
                 "{} {} ({} layers, {} unpacked)",
                 r.image.name,
@@ -148,6 +205,9 @@ pub fn run(g: &Global, a: &Args) -> Result<i32> {
             bundle::bundle(&st, &st.image(name)?, dir, &base, &o)?;
         }
         Cmd::Run(r) => return run::run(g, &st, r),
+        Cmd::Pull(a) => pull::run(&st, a)?,
+        Cmd::Login(a) => pull::login(&st, a)?,
+        Cmd::Logout(a) => pull::logout(a)?,
     }
     Ok(0)
 }

@@ -52,11 +52,23 @@ pub struct Args {
     /// Mount the rootfs read-only.
     #[arg(long)]
     read_only: bool,
-    /// Image name.
+    /// When to pull the image: always, missing (not in the store) or never.
+    #[arg(long, value_enum, default_value_t = Pull::Missing)]
+    pull: Pull,
+    #[command(flatten)]
+    registry: super::pull::RegistryArgs,
+    /// Image name or reference.
     image: String,
     /// Command and arguments (default: the image's Entrypoint and Cmd).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     cmd: Vec<String>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum, PartialEq, Eq)]
+enum Pull {
+    Always,
+    Missing,
+    Never,
 }
 
 /// A container ID from the clock and the pid.
@@ -76,7 +88,19 @@ pub fn run(g: &Global, st: &Store, r: &Args) -> Result<i32> {
     if r.rm && r.detach {
         anyhow::bail!("--rm cannot be combined with -d: nothing would be left to remove the container when it exits");
     }
-    let img = st.image(&r.image)?;
+    let img = match (r.pull, st.image(&r.image)) {
+        (Pull::Always, _) => {
+            let name = super::pull::pull(st, &r.image, &r.registry, false)?;
+            st.image(&name)?
+        }
+        (Pull::Missing, Err(missing @ berth_image::Error::NoImage(_))) => {
+            match super::pull::pull(st, &r.image, &r.registry, false) {
+                Ok(name) => st.image(&name)?,
+                Err(e) => anyhow::bail!("{missing}, and pulling it failed: {e:#}"),
+            }
+        }
+        (_, found) => found?,
+    };
     let id = r.name.clone().unwrap_or_else(generated_id);
     berth_runtime::validate_id(&id)?;
     let rt = g.runtime()?;
@@ -126,6 +150,7 @@ pub fn run(g: &Global, st: &Store, r: &Args) -> Result<i32> {
         id: id.clone(),
         bundle: dir.clone(),
         foreground: !r.detach,
+        systemd_cgroup: g.systemd_cgroup,
         ..Default::default()
     };
     let res = rt.run(&opts, !r.rm);
