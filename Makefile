@@ -8,9 +8,9 @@ VM := ../shared/vm/run-in-vm.sh
 # runc for `runc spec` (the configs berth must start as runc does).
 VM_PKGS := iproute2 mount runc
 # A real systemd with its system bus, for the systemd cgroup driver.
-VM_SYSTEMD_PKGS := systemd dbus util-linux procps containerd podman bash python3
+VM_SYSTEMD_PKGS := systemd dbus util-linux procps containerd podman docker.io bash python3
 APT_PKGS := busybox-static gcc libc6-dev libseccomp-dev qemu-system-x86 iproute2 python3 zstd umoci runc containerd podman \
-	docker-registry skopeo apache2-utils openssl
+	docker-registry skopeo apache2-utils openssl docker.io protobuf-compiler
 FIXTURES := target/fixtures
 # .cargo/config.toml builds for an explicit target (static linking).
 OUT := target/x86_64-unknown-linux-gnu
@@ -26,15 +26,21 @@ all: release
 # unpacker the image tests compare with), runc, containerd and podman (the
 # real clients berth must satisfy, each also run against runc),
 # docker-registry, skopeo, apache2-utils (htpasswd) and openssl (the
-# registries tests/registry.rs starts, pushes to, and secures). apt-get
-# update runs only when something is missing.
+# registries tests/registry.rs starts, pushes to, and secures), docker.io
+# (Docker, another client), protobuf-compiler (protoc, which builds the
+# CRI bindings tests/cri.rs uses). apt-get update runs only when something
+# is missing. The packages' services are not ours to start: on a machine
+# without a policy-rc.d, one is put in place for the install (and removed).
 deps:
 	@missing=""; for p in $(APT_PKGS); do \
 	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	    echo "installing:$$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	    rc=/usr/sbin/policy-rc.d; own=""; \
+	    [ -e $$rc ] || { printf '#!/bin/sh\nexit 101\n' > $$rc; chmod 755 $$rc; own=1; }; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; st=$$?; \
+	    [ -z "$$own" ] || rm -f $$rc; [ $$st = 0 ] || exit $$st; \
 	fi
 	@command -v $(CARGO) >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cargo; }
 
@@ -47,7 +53,7 @@ release: deps
 fixtures: deps
 	@[ -x $(FIXTURES)/busybox/bin/busybox ] || sh rootfs-fixtures/busybox-rootfs.sh $(FIXTURES)/busybox
 	@[ -f $(FIXTURES)/images/hostile/index.json ] || python3 rootfs-fixtures/make-images.py $(FIXTURES)/images $(FIXTURES)/busybox
-	@[ -x $(FIXTURES)/mempolicy ] || gcc -O2 -static -o $(FIXTURES)/mempolicy rootfs-fixtures/mempolicy.c
+	@for p in mempolicy pause; do [ -x $(FIXTURES)/$$p ] || gcc -O2 -static -o $(FIXTURES)/$$p rootfs-fixtures/$$p.c || exit 1; done
 
 # A demo container: prints its hostname, its pid (1) and its memory limit.
 run: release fixtures
@@ -85,7 +91,7 @@ test-vm: build fixtures
 	@rm -rf target/specs target/vm && mkdir -p target/specs/runtime-spec/schema target/vm && \
 	    cp -r ../shared/specs/runtime-spec/schema/test target/specs/runtime-spec/schema/ && \
 	    cp ../shared/vm/with-systemd.sh target/vm/
-	@for t in runtime security image reliability clients; do \
+	@for t in runtime security image reliability clients cri; do \
 	    bin=$$($(CARGO) test --no-run --test $$t --message-format=json 2>/dev/null \
 	        | grep '"kind":\["test"\]' | grep "\"name\":\"$$t\"" \
 	        | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1); \
@@ -101,7 +107,7 @@ test-vm: build fixtures
 	VM_TIMEOUT=1800 VM_MEM=2G VM_EXTRA_PKGS="$(VM_PKGS) $(VM_SYSTEMD_PKGS)" \
 	    $(VM) "$(CURDIR)" env WITH_SYSTEMD_TIMEOUT=1700 sh /host/target/vm/with-systemd.sh \
 	    sh /host/tests/vm/systemd.sh $$(cat target/vm/runtime.bin) $$(cat target/vm/reliability.bin) \
-	    $$(cat target/vm/clients.bin)
+	    $$(cat target/vm/clients.bin) $$(cat target/vm/cri.bin)
 
 # The long reliability run: 1000 lifecycles, 200 SIGKILL fault injections,
 # 100 concurrent lifecycles, then each fuzz target for FUZZ_SECONDS

@@ -2,6 +2,7 @@
 """Builds the test images, offline, from a busybox rootfs directory.
 
 usage: make-images.py OUT BUSYBOX_ROOTFS
+       make-images.py --pause OUT.tar PAUSE_BINARY   (tests/cri.rs' sandbox image)
 
 OUT/busybox/            OCI layout, one gzip layer (busybox-static), ref "latest"
 OUT/busybox-oci.tar     the same layout as an oci-archive
@@ -266,5 +267,18 @@ def main():
         Tar().add("/abs-file", data=b"confined\n").add("x/.wh..wh.plnk").add("y/.wh..wh..opq").bytes(), MT_TAR)])
 
 
+def pause_image(out, binary):
+    """A docker-archive holding only /pause, its entrypoint (the pod
+    sandbox image tests/cri.rs imports into containerd as berth-test/pause:1)."""
+    layer = Tar().add("pause", data=open(binary, "rb").read(), mode=0o755).bytes()
+    cfg = json.dumps({"architecture": "amd64", "os": "linux",
+                      "config": {"Entrypoint": ["/pause"], "WorkingDir": "/"},
+                      "rootfs": {"type": "layers", "diff_ids": [sha(layer)]}}).encode()
+    docker_archive(out, layer, cfg, "berth-test/pause:1")
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1] == "--pause":
+        pause_image(sys.argv[2], sys.argv[3])
+    else:
+        main()

@@ -1,6 +1,7 @@
-//! berth under real clients: containerd (ctr + containerd-shim-runc-v2) and
-//! podman (conmon), each driving runc and then berth through the same
-//! checks (tests/clients/*.sh). A check that fails with runc too is a
+//! berth under real clients: containerd (ctr + containerd-shim-runc-v2),
+//! podman (conmon) and Docker (a private dockerd with its own containerd),
+//! each driving runc and then berth through the same checks
+//! (tests/clients/*.sh). A check that fails with runc too is a
 //! harness problem and is reported as such. Under systemd
 //! (BERTH_TEST_SYSTEMD, tests/vm/systemd.sh) both use the systemd cgroup
 //! driver, and no unit may be left either.
@@ -11,14 +12,6 @@ use std::process::Command;
 
 fn script(name: &str) -> PathBuf {
     common::repo().join("tests/clients").join(name)
-}
-
-fn runc() -> PathBuf {
-    ["/usr/sbin/runc", "/usr/bin/runc"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .expect("runc installed (make test installs it)")
 }
 
 /// Mounts and processes of a client's test (its temp dir is named by `tag`).
@@ -42,7 +35,7 @@ fn leftovers(tag: &str) -> (Vec<String>, Vec<String>) {
 fn drive(client: &str, tag: &str) {
     let archive = common::images().join("busybox-docker.tar");
     let mut outputs = Vec::new();
-    for rt in [runc(), common::berth_bin()] {
+    for rt in [common::runc(), common::berth_bin()] {
         let mut cmd = Command::new("bash");
         cmd.arg(script(client)).arg(&rt).arg(&archive);
         if common::systemd() {
@@ -87,7 +80,7 @@ fn drive(client: &str, tag: &str) {
         m.is_empty() && p.is_empty(),
         "{client} left mounts {m:?} or processes {p:?}"
     );
-    let units: Vec<String> = ["berth-test", "libpod"]
+    let units: Vec<String> = ["berth-test", "berthtest", "libpod", "docker-"]
         .iter()
         .flat_map(|t| common::units(t))
         .collect();
@@ -102,4 +95,9 @@ fn containerd_drives_berth_like_runc() {
 #[test]
 fn podman_drives_berth_like_runc() {
     drive("podman.sh", "berth-test-podman");
+}
+
+#[test]
+fn docker_drives_berth_like_runc() {
+    drive("docker.sh", "berth-test-docker");
 }

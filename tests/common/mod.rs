@@ -15,6 +15,15 @@ pub fn berth_bin() -> PathBuf {
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_berth").into())
 }
 
+/// runc, the reference the client tests run first.
+pub fn runc() -> PathBuf {
+    ["/usr/sbin/runc", "/usr/bin/runc"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .expect("runc installed (make test installs it)")
+}
+
 /// Gives config `c` a new user namespace mapping 65536 ids from `host_id`.
 pub fn with_userns(c: &mut Value, host_id: u32) {
     c["linux"]["namespaces"]
@@ -116,20 +125,31 @@ pub fn busybox_rootfs() -> PathBuf {
 }
 
 /// A static program printing its NUMA memory policy
-/// (rootfs-fixtures/mempolicy.c), built once (`make fixtures` builds it
-/// on the host for the VM too).
+/// (rootfs-fixtures/mempolicy.c).
 pub fn mempolicy_probe() -> PathBuf {
     static ONCE: Once = Once::new();
-    let bin = fixtures_dir().join("mempolicy");
-    ONCE.call_once(|| {
+    static_program("mempolicy", &ONCE)
+}
+
+/// The pod sandbox's init (rootfs-fixtures/pause.c), for tests/cri.rs.
+pub fn pause_program() -> PathBuf {
+    static ONCE: Once = Once::new();
+    static_program("pause", &ONCE)
+}
+
+/// rootfs-fixtures/NAME.c built static into the fixtures once (`make
+/// fixtures` builds them on the host, for the VM too, which has no gcc).
+fn static_program(name: &str, once: &Once) -> PathBuf {
+    let bin = fixtures_dir().join(name);
+    once.call_once(|| {
         if !bin.exists() {
             let st = Command::new("gcc")
                 .args(["-O2", "-static", "-o"])
                 .arg(&bin)
-                .arg(repo().join("rootfs-fixtures/mempolicy.c"))
+                .arg(repo().join(format!("rootfs-fixtures/{name}.c")))
                 .status()
                 .expect("run gcc");
-            assert!(st.success(), "building the mempolicy probe failed");
+            assert!(st.success(), "building {name}.c failed");
         }
     });
     bin

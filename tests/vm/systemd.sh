@@ -4,9 +4,11 @@
 # the systemd driver's own and the fault injection, all with
 # --systemd-cgroup (BERTH_TEST_SYSTEMD: tests/common adds the flag, gives
 # each container a unit in system.slice and checks no unit is left).
-# Then, given CLIENTS_TESTBIN, containerd (the shim with --systemd-cgroup)
-# and podman (--cgroup-manager systemd), runc and berth alike.
-# Usage: systemd.sh RUNTIME_TESTBIN RELIABILITY_TESTBIN [CLIENTS_TESTBIN]
+# Then, given CLIENTS_TESTBIN, containerd (the shim with --systemd-cgroup),
+# podman (--cgroup-manager systemd) and Docker (native.cgroupdriver=systemd),
+# and given CRI_TESTBIN, the kubelet's CRI calls (SystemdCgroup = true,
+# kubepods slices), runc and berth alike.
+# Usage: systemd.sh RUNTIME_TESTBIN RELIABILITY_TESTBIN [CLIENTS_TESTBIN [CRI_TESTBIN]]
 set -eu
 runtime=${1:?usage: $0 RUNTIME_TESTBIN RELIABILITY_TESTBIN}
 reliability=${2:?usage: $0 RUNTIME_TESTBIN RELIABILITY_TESTBIN}
@@ -18,6 +20,10 @@ echo "systemd driver: runtime cgroup and systemd tests"
 echo "systemd driver: fault injection"
 BERTH_FAULT_ROUNDS=4 BERTH_FAULT_MAX_MS=600 "$reliability" --test-threads=1 sigkill_at_any_instant_leaves_nothing
 if [ -n "${3:-}" ]; then
-    echo "systemd driver: containerd and podman"
+    echo "systemd driver: containerd, podman and Docker"
     "$3" --test-threads=1
+fi
+if [ -n "${4:-}" ]; then
+    echo "systemd driver: CRI (kubepods slices)"
+    "$4" --test-threads=1
 fi
