@@ -5,10 +5,12 @@ CARGO ?= cargo
 VM := ../shared/vm/run-in-vm.sh
 # What the VM suites use beyond the guest's busybox: ip(8) to make and move
 # network devices, util-linux mount(8) for bind and propagation set-ups,
-# runc for `runc spec` (the configs berth must start as runc does).
-VM_PKGS := iproute2 mount runc
-# A real systemd with its system bus, for the systemd cgroup driver.
-VM_SYSTEMD_PKGS := systemd dbus util-linux procps containerd podman docker.io bash python3
+# runc for `runc spec` (the configs berth must start as runc does), uidmap,
+# setpriv (util-linux) and pkill (procps) for the rootless tests.
+VM_PKGS := iproute2 mount runc uidmap util-linux procps
+# A real systemd with its system bus, for the systemd cgroup driver (and
+# dbus-user-session: a user's bus for its manager, rootless).
+VM_SYSTEMD_PKGS := systemd dbus dbus-user-session containerd podman docker.io bash python3
 APT_PKGS := busybox-static gcc libc6-dev libseccomp-dev qemu-system-x86 iproute2 python3 zstd umoci runc containerd podman \
 	docker-registry skopeo apache2-utils openssl docker.io protobuf-compiler
 FIXTURES := target/fixtures
@@ -75,7 +77,8 @@ test-host: build fixtures
 # behaviour is not repeated there): cgroups, exec into a v2 cgroup, the
 # clone(2) fallback, cgroup and time namespaces, masks and propagation with
 # 6.1's mount API, network devices, the eBPF device program, seccomp, the
-# binary's protection, overlay without lowerdir+. Then the systemd driver
+# binary's protection, overlay without lowerdir+, rootless containers and
+# images (with a cgroup subtree delegated to the user). Then the systemd driver
 # under a real systemd (tests/vm/systemd.sh through with-systemd.sh).
 # Fixtures are built on the host.
 VM_RUNTIME := cgroups:: exec:: lifecycle::lifecycle_states lifecycle::features \
@@ -84,6 +87,7 @@ VM_RUNTIME := cgroups:: exec:: lifecycle::lifecycle_states lifecycle::features \
 	spec13::rootfs_propagation spec13::tmpcopyup
 VM_SECURITY := device_cgroup_rules seccomp_actions seccomp_notify runtime_binary
 VM_IMAGE := image_run_busybox hundred_layers
+VM_ROOTLESS := lifecycle_exec_kill subordinate_mappings limits_without a_delegated_cgroup images_as
 test-vm: build fixtures
 	VM_EXTRA_PKGS="$(VM_PKGS)" $(VM) --setup >/dev/null
 	@# The runtime-spec schema samples and with-systemd.sh, for the VM
@@ -91,15 +95,16 @@ test-vm: build fixtures
 	@rm -rf target/specs target/vm && mkdir -p target/specs/runtime-spec/schema target/vm && \
 	    cp -r ../shared/specs/runtime-spec/schema/test target/specs/runtime-spec/schema/ && \
 	    cp ../shared/vm/with-systemd.sh target/vm/
-	@for t in runtime security image reliability clients cri; do \
+	@for t in runtime security image rootless reliability clients cri; do \
 	    bin=$$($(CARGO) test --no-run --test $$t --message-format=json 2>/dev/null \
 	        | grep '"kind":\["test"\]' | grep "\"name\":\"$$t\"" \
 	        | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1); \
 	    [ -n "$$bin" ] || { echo "cannot find the $$t test binary" >&2; exit 1; }; \
 	    echo "/host/$${bin#$(CURDIR)/}" > target/vm/$$t.bin; \
 	done
-	@for t in runtime security image; do \
-	    case $$t in runtime) f="$(VM_RUNTIME)";; security) f="$(VM_SECURITY)";; image) f="$(VM_IMAGE)";; esac; \
+	@for t in runtime security image rootless; do \
+	    case $$t in runtime) f="$(VM_RUNTIME)";; security) f="$(VM_SECURITY)";; image) f="$(VM_IMAGE)";; \
+	        rootless) f="$(VM_ROOTLESS)";; esac; \
 	    echo "cgroup v2 VM: $$t tests"; \
 	    VM_TIMEOUT=1200 VM_EXTRA_PKGS="$(VM_PKGS)" $(VM) "$(CURDIR)" sh /host/tests/vm/cgroup-v2.sh $$(cat target/vm/$$t.bin) $$f || exit 1; \
 	done
@@ -107,7 +112,7 @@ test-vm: build fixtures
 	VM_TIMEOUT=1800 VM_MEM=2G VM_EXTRA_PKGS="$(VM_PKGS) $(VM_SYSTEMD_PKGS)" \
 	    $(VM) "$(CURDIR)" env WITH_SYSTEMD_TIMEOUT=1700 sh /host/target/vm/with-systemd.sh \
 	    sh /host/tests/vm/systemd.sh $$(cat target/vm/runtime.bin) $$(cat target/vm/reliability.bin) \
-	    $$(cat target/vm/clients.bin) $$(cat target/vm/cri.bin)
+	    $$(cat target/vm/clients.bin) $$(cat target/vm/cri.bin) $$(cat target/vm/rootless.bin)
 
 # The long reliability run: 1000 lifecycles, 200 SIGKILL fault injections,
 # 100 concurrent lifecycles, then each fuzz target for FUZZ_SECONDS

@@ -25,18 +25,25 @@ fn dir_flags() -> OFlag {
     OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC
 }
 
+/// Whether a layer directory is opaque: its overlay marker, `trusted.*`
+/// or (a rootless store's) `user.*`; layers never carry a forged one
+/// (unpack drops both from tars).
 fn opaque(fd: BorrowedFd) -> bool {
-    let mut v = [0u8; 2];
-    // SAFETY: fd is open; the name is NUL-terminated; buffer valid.
-    let n = unsafe {
-        libc::fgetxattr(
-            fd.as_raw_fd(),
-            c"trusted.overlay.opaque".as_ptr(),
-            v.as_mut_ptr().cast(),
-            v.len(),
-        )
-    };
-    n == 1 && v[0] == b'y'
+    [c"trusted.overlay.opaque", c"user.overlay.opaque"]
+        .iter()
+        .any(|name| {
+            let mut v = [0u8; 2];
+            // SAFETY: fd is open; the name is NUL-terminated; buffer valid.
+            let n = unsafe {
+                libc::fgetxattr(
+                    fd.as_raw_fd(),
+                    name.as_ptr(),
+                    v.as_mut_ptr().cast(),
+                    v.len(),
+                )
+            };
+            n == 1 && v[0] == b'y'
+        })
 }
 
 fn copy_meta(src: BorrowedFd, dst: BorrowedFd, st: &FileStat) -> nix::Result<()> {

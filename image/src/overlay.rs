@@ -81,7 +81,7 @@ pub fn mount(store: &Store, image: &ImageRec, target: &Path) -> Result<()> {
             }
             lowers.push(p);
         }
-        mount_overlay(&dir, &lowers, &upper, &work, &target)
+        mount_overlay(&dir, &lowers, &upper, &work, &target, store.rootless)
     })();
     if res.is_err() {
         remove_tree(&dir);
@@ -89,14 +89,17 @@ pub fn mount(store: &Store, image: &ImageRec, target: &Path) -> Result<()> {
     res
 }
 
+/// `userxattr`: a rootless store's overlay, whose metadata is in
+/// `user.overlay.*` (mountable in a user namespace, 5.11 and later).
 fn mount_overlay(
     dir: &Path,
     lowers: &[PathBuf],
     upper: &Path,
     work: &Path,
     target: &Path,
+    userxattr: bool,
 ) -> Result<()> {
-    match mount_new_api(lowers, upper, work, target) {
+    match mount_new_api(lowers, upper, work, target, userxattr) {
         Ok(()) => return Ok(()),
         // No fsopen or no lowerdir+ (kernels before 6.8): mount(2) below.
         Err(Errno::ENOSYS) | Err(Errno::EINVAL) => {}
@@ -121,8 +124,9 @@ fn mount_overlay(
         .iter()
         .map(|p| p.to_string_lossy().into_owned())
         .collect();
+    let extra = if userxattr { ",userxattr" } else { "" };
     let data = format!(
-        "lowerdir={},upperdir={},workdir={}",
+        "lowerdir={},upperdir={},workdir={}{extra}",
         abs.join(":"),
         upper.display(),
         work.display()
@@ -139,7 +143,7 @@ fn mount_overlay(
     }
     let names: Vec<String> = (0..lowers.len()).map(|i| i.to_string()).collect();
     let data = format!(
-        "lowerdir={},upperdir=../upper,workdir=../work",
+        "lowerdir={},upperdir=../upper,workdir=../work{extra}",
         names.join(":")
     );
     if data.len() >= 4000 {
@@ -156,8 +160,15 @@ fn mount_overlay(
 }
 
 /// fsopen/fsconfig(lowerdir+)/fsmount/move_mount.
-fn mount_new_api(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> nix::Result<()> {
+fn mount_new_api(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+    userxattr: bool,
+) -> nix::Result<()> {
     const FSOPEN_CLOEXEC: u32 = 1;
+    const FSCONFIG_SET_FLAG: u32 = 0;
     const FSCONFIG_SET_STRING: u32 = 1;
     const FSCONFIG_CMD_CREATE: u32 = 6;
     const FSMOUNT_CLOEXEC: u32 = 1;
@@ -190,6 +201,21 @@ fn mount_new_api(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -
     }
     set("upperdir", upper)?;
     set("workdir", work)?;
+    if userxattr {
+        // SAFETY: fsconfig SET_FLAG with a valid fs context fd and a
+        // NUL-terminated key, no value.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fs.as_raw_fd(),
+                FSCONFIG_SET_FLAG,
+                c"userxattr".as_ptr(),
+                0usize,
+                0,
+            )
+        };
+        Errno::result(r)?;
+    }
     // SAFETY: fsconfig CMD_CREATE takes no key or value.
     let r = unsafe {
         libc::syscall(

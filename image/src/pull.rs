@@ -159,7 +159,7 @@ fn fetch_layer(
         let tmp = store.tmp_path("layer");
         std::fs::create_dir(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
         let r = std::io::BufReader::with_capacity(1 << 20, earlier.chain(net));
-        match crate::unpack::unpack_verified(r, l, &tmp) {
+        match crate::unpack::unpack_verified(r, l, &tmp, store.rootless) {
             Ok(()) => {
                 let blob = store.blob_path(&digest);
                 std::fs::rename(&partial, &blob)

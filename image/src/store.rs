@@ -63,17 +63,44 @@ fn file_name(name: &str) -> String {
 
 pub struct Store {
     pub root: PathBuf,
+    /// A rootless store, used as root of a user namespace that maps the
+    /// user's subordinate ids (docs/rootless.md): overlay metadata in
+    /// `user.overlay.*` and overlay mounts with `userxattr`; no device
+    /// nodes in layers. Marked by a `rootless` file at its root, so that
+    /// the two kinds are never mixed.
+    pub rootless: bool,
 }
 
 impl Store {
+    /// Opens (creating) the store at `root` for a root user.
     pub fn open(root: &Path) -> Result<Store> {
+        Store::open_as(root, false)
+    }
+
+    /// Opens (creating) the store at `root`, `rootless` or not; a store
+    /// made the other way is refused.
+    pub fn open_as(root: &Path, rootless: bool) -> Result<Store> {
+        let fresh = !root.join("images").exists();
         for d in ["blobs/sha256", "layers", "images", "mounts", "tmp"] {
             let p = root.join(d);
             std::fs::create_dir_all(&p)
                 .map_err(|e| Error::io("cannot create store directory", &p, e))?;
         }
+        let mark = root.join("rootless");
+        if fresh && rootless {
+            std::fs::write(&mark, b"user.overlay xattrs, subordinate ids\n")
+                .map_err(|e| Error::io("cannot write", &mark, e))?;
+        }
+        if mark.exists() != rootless {
+            return Err(Error::Format(format!(
+                "store {}: made {} and opened {}; a rootless store and a root one cannot be shared",
+                root.display(),
+                if mark.exists() { "rootless" } else { "by root" },
+                if rootless { "rootless" } else { "by root" }
+            )));
+        }
         let root = std::fs::canonicalize(root).map_err(|e| Error::io("store", root, e))?;
-        Ok(Store { root })
+        Ok(Store { root, rootless })
     }
 
     /// An exclusive lock on the store for import, rm and prune.

@@ -132,6 +132,25 @@ fn apply_meta(fd: BorrowedFd, m: &Meta, what: &Path, set_time: bool) -> Result<(
 
 /// Unpacks the tar stream `r` into the directory `dest` (overlay form).
 pub fn unpack_tar(r: impl Read, dest: &Path) -> Result<()> {
+    unpack_tar_in(r, dest, false)
+}
+
+/// The overlay xattr that marks a directory opaque: `trusted.*` as root;
+/// in a rootless store `user.*` (overlayfs' `userxattr`), as a user
+/// namespace cannot write `trusted.*`.
+pub(crate) fn opaque_xattr(rootless: bool) -> &'static str {
+    if rootless {
+        "user.overlay.opaque"
+    } else {
+        "trusted.overlay.opaque"
+    }
+}
+
+/// [`unpack_tar`] for a store that is `rootless` (run as root of a user
+/// namespace, see Store::rootless): the opaque marker is `user.*`, and
+/// device nodes, which no user namespace may create, are left out (as
+/// podman and docker leave them out there); whiteouts (0/0) it may create.
+pub(crate) fn unpack_tar_in(r: impl Read, dest: &Path, rootless: bool) -> Result<()> {
     let root = nix::fcntl::open(
         dest,
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
@@ -207,7 +226,7 @@ pub fn unpack_tar(r: impl Read, dest: &Path) -> Result<()> {
 
         if name_s.starts_with(WH_PREFIX) {
             if name_s == OPAQUE {
-                set_xattr(pfd, "trusted.overlay.opaque", b"y").map_err(sys("opaque xattr"))?;
+                set_xattr(pfd, opaque_xattr(rootless), b"y").map_err(sys("opaque xattr"))?;
             } else if let Some(target) = name_s
                 .strip_prefix(WH_PREFIX)
                 .filter(|t| !t.starts_with(WH_PREFIX))
@@ -311,6 +330,7 @@ pub fn unpack_tar(r: impl Read, dest: &Path) -> Result<()> {
                     )
                 })?;
             }
+            tar::EntryType::Char | tar::EntryType::Block if rootless => {}
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
                 let k = match kind {
                     tar::EntryType::Char => SFlag::S_IFCHR,
@@ -388,7 +408,7 @@ pub fn known_layer_type(mt: &str) -> bool {
 /// fresh directory `dest`, checking the blob against `l.digest` and the
 /// tar stream against `l.diff_id` in the same pass. Import unpacks from
 /// the store's blob; pull straight from the registry's stream.
-pub fn unpack_verified(r: impl Read, l: &LayerRec, dest: &Path) -> Result<()> {
+pub fn unpack_verified(r: impl Read, l: &LayerRec, dest: &Path, rootless: bool) -> Result<()> {
     let digest = Digest::parse(&l.digest)?;
     let diff_id = Digest::parse(&l.diff_id)?;
     let (mut bh, mut dh) = (Hasher::default(), Hasher::default());
@@ -396,7 +416,7 @@ pub fn unpack_verified(r: impl Read, l: &LayerRec, dest: &Path) -> Result<()> {
     {
         let dec = decoder(&l.media_type, &mut blob_r)?;
         let mut tar_r = dh.reader(dec);
-        unpack_tar(&mut tar_r, dest).map_err(|e| match e {
+        unpack_tar_in(&mut tar_r, dest, rootless).map_err(|e| match e {
             Error::Format(m) => Error::Format(format!("layer {digest}: {m}")),
             e => e,
         })?;
@@ -428,7 +448,7 @@ pub fn ensure_layer(store: &Store, l: &LayerRec, progress: &dyn Progress) -> Res
     let tmp = store.tmp_path("layer");
     std::fs::create_dir(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
     let r = Counted::new(std::io::BufReader::with_capacity(1 << 20, file), progress);
-    let res = unpack_verified(r, l, &tmp);
+    let res = unpack_verified(r, l, &tmp, store.rootless);
     let done = res.and_then(|_| match std::fs::rename(&tmp, &dest) {
         Ok(()) => Ok(true),
         // Another berth unpacked it meanwhile.

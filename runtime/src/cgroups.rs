@@ -152,6 +152,10 @@ pub struct Cgroup {
     /// The systemd driver's unit: systemd makes the directory (after the
     /// clone, around the init's pid) instead of berth.
     pub unit: Option<crate::systemd::Unit>,
+    /// Rootless without a cgroup of its own: the cgroups the container
+    /// stays in (berth's caller's), for its `cgroup` mount only; never
+    /// written, joined, frozen or removed.
+    view: Vec<(Hierarchy, PathBuf)>,
 }
 
 impl Cgroup {
@@ -186,6 +190,7 @@ impl Cgroup {
             dirs,
             unified: layout.unified(),
             unit: None,
+            view: Vec::new(),
         })
     }
 
@@ -206,7 +211,44 @@ impl Cgroup {
             dirs: vec![(h, dir)],
             unified: true,
             unit: Some(unit),
+            view: Vec::new(),
         })
+    }
+
+    /// Rootless: the cgroup as far as this user may have it. Every
+    /// directory writable (a cgroup v2 subtree delegated to the user): all
+    /// of it. Otherwise none, which is an error when the config asks for
+    /// limits, as runc has it.
+    pub fn for_rootless(self, res: Option<&LinuxResources>) -> Result<Cgroup> {
+        let Some((_, dir)) = self.dirs.iter().find(|(h, d)| !writable(h, d)) else {
+            return Ok(self);
+        };
+        if let Some(what) = res.and_then(limits_asked) {
+            return Err(Error::invalid(
+                format!("linux.resources.{what}"),
+                format!(
+                    "rootless: no permission to create or join cgroup {} (limits need a cgroup v2 subtree delegated to this user); rootless needs no limits + no cgroup path when no permission is granted for cgroups",
+                    dir.display()
+                ),
+            ));
+        }
+        let view = self.callers()?;
+        Ok(Cgroup {
+            dirs: Vec::new(),
+            unified: self.unified,
+            unit: None,
+            view,
+        })
+    }
+
+    /// What the container's `cgroup` mount shows: its own cgroup, or
+    /// (rootless without one) the one it stays in.
+    pub(crate) fn mount_dirs(&self) -> &[(Hierarchy, PathBuf)] {
+        if self.dirs.is_empty() {
+            &self.view
+        } else {
+            &self.dirs
+        }
     }
 
     /// The cgroup of an existing container from its recorded leaves.
@@ -226,6 +268,7 @@ impl Cgroup {
             dirs,
             unified: layout.unified(),
             unit: None,
+            view: Vec::new(),
         }
     }
 
@@ -302,6 +345,15 @@ impl Cgroup {
         }
     }
 
+    /// [`Cgroup::unified_dir`] of [`Cgroup::mount_dirs`].
+    pub(crate) fn mount_unified_dir(&self) -> Option<&Path> {
+        if self.unified {
+            self.mount_dirs().first().map(|(_, d)| d.as_path())
+        } else {
+            None
+        }
+    }
+
     /// The file that freezes the container (pause/resume) and tells whether
     /// it is frozen: the first hierarchy with a freezer, v1 `freezer.state`
     /// or cgroup2's `cgroup.freeze`. Recorded at create, so `status` reads
@@ -337,6 +389,31 @@ impl Cgroup {
             .transpose()
     }
 
+    /// The calling process's own cgroup directory in each hierarchy.
+    fn callers(&self) -> Result<Vec<(Hierarchy, PathBuf)>> {
+        let own = std::fs::read_to_string("/proc/self/cgroup")
+            .map_err(|e| Error::io("cannot read", "/proc/self/cgroup", e))?;
+        Ok(self
+            .dirs
+            .iter()
+            .map(|(h, _)| (h.clone(), host_dir(h, &own_cgroup(&own, h))))
+            .collect())
+    }
+
+    /// The systemd driver's cgroup as the caller (the container init,
+    /// placed) is in it: the unit's directory as systemd made it, which
+    /// the plan only foresees (a user manager's tree is wherever that
+    /// manager runs). Read from /proc/self/cgroup, so before a cgroup
+    /// namespace of the caller's own.
+    pub(crate) fn as_placed(&self) -> Result<Cgroup> {
+        Ok(Cgroup {
+            dirs: self.callers()?,
+            unified: self.unified,
+            unit: self.unit.clone(),
+            view: Vec::new(),
+        })
+    }
+
     /// Puts the cloned init in its cgroup. cgroupfs: `add`. systemd: the
     /// transient unit started around its pid, then what systemd does not
     /// set written directly (the limits again, exactly; the unified map,
@@ -363,7 +440,7 @@ impl Cgroup {
             props.extend(systemd::device_properties(rules));
         }
         props.extend(systemd::annotation_properties(annotations)?);
-        let bus = systemd::Bus::connect()?;
+        let bus = systemd::Bus::connect(unit.user)?;
         let rel = bus.start(unit, id, child.pid, props)?;
         let (h, _) = &self.dirs[0];
         let dir = h.mount.join(rel);
@@ -381,6 +458,7 @@ impl Cgroup {
             dirs: vec![(h.clone(), dir.clone())],
             unified: true,
             unit: None,
+            view: Vec::new(),
         };
         if let Some(res) = res {
             placed.apply(res)?;
@@ -500,6 +578,96 @@ fn mkdir_walk(leaf: &Path, h: &Hierarchy) -> Result<()> {
     Ok(())
 }
 
+/// Whether this process may create (or join) `leaf`: the leaf's
+/// `cgroup.procs` if it exists, else its nearest existing ancestor, is
+/// writable (access(2) with the caller's ids).
+fn writable(h: &Hierarchy, leaf: &Path) -> bool {
+    use nix::unistd::{access, AccessFlags};
+    if leaf.exists() {
+        return access(&leaf.join("cgroup.procs"), AccessFlags::W_OK).is_ok();
+    }
+    let mut d = leaf;
+    while let Some(p) = d.parent() {
+        if p.exists() {
+            return p.starts_with(&h.mount) && access(p, AccessFlags::W_OK).is_ok();
+        }
+        d = p;
+    }
+    false
+}
+
+/// The first section of `res` that asks for a limit (device rules aside),
+/// by its config name.
+fn limits_asked(res: &LinuxResources) -> Option<&'static str> {
+    let m = res.memory().as_ref();
+    let c = res.cpu().as_ref();
+    let b = res.block_io().as_ref();
+    let any = |v: &[bool]| v.iter().any(|x| *x);
+    [
+        (
+            "memory",
+            m.is_some_and(|m| {
+                any(&[
+                    m.limit().is_some(),
+                    m.reservation().is_some(),
+                    m.swap().is_some(),
+                    m.kernel().is_some(),
+                    m.kernel_tcp().is_some(),
+                    m.swappiness().is_some(),
+                    m.disable_oom_killer().is_some(),
+                ])
+            }),
+        ),
+        (
+            "cpu",
+            c.is_some_and(|c| {
+                any(&[
+                    c.shares().is_some(),
+                    c.quota().is_some(),
+                    c.period().is_some(),
+                    c.realtime_runtime().is_some(),
+                    c.realtime_period().is_some(),
+                    c.cpus().as_ref().is_some_and(|s| !s.is_empty()),
+                    c.mems().as_ref().is_some_and(|s| !s.is_empty()),
+                    c.idle().is_some(),
+                ])
+            }),
+        ),
+        ("pids", res.pids().is_some()),
+        (
+            "blockIO",
+            b.is_some_and(|b| {
+                b.weight().is_some()
+                    || b.leaf_weight().is_some()
+                    || [
+                        b.throttle_read_bps_device().as_ref(),
+                        b.throttle_write_bps_device().as_ref(),
+                        b.throttle_read_iops_device().as_ref(),
+                        b.throttle_write_iops_device().as_ref(),
+                    ]
+                    .iter()
+                    .any(|v| v.is_some_and(|v| !v.is_empty()))
+                    || b.weight_device().as_ref().is_some_and(|v| !v.is_empty())
+            }),
+        ),
+        (
+            "hugepageLimits",
+            res.hugepage_limits()
+                .as_ref()
+                .is_some_and(|v| !v.is_empty()),
+        ),
+        ("network", res.network().is_some()),
+        ("rdma", res.rdma().as_ref().is_some_and(|v| !v.is_empty())),
+        (
+            "unified",
+            res.unified().as_ref().is_some_and(|v| !v.is_empty()),
+        ),
+    ]
+    .into_iter()
+    .find(|(_, asked)| *asked)
+    .map(|(name, _)| name)
+}
+
 /// The controllers berth enables for every container on a unified host.
 const DEFAULT_V2: &[&str] = &["cpu", "cpuset", "memory", "pids", "io", "hugetlb", "rdma"];
 
@@ -562,7 +730,14 @@ fn enable_controllers(
             .map(|c| format!("+{c}"))
             .collect();
         if !want.is_empty() {
-            write(&d, "cgroup.subtree_control", &want.join(" "))?;
+            match write(&d, "cgroup.subtree_control", &want.join(" ")) {
+                // Above a subtree delegated to a rootless user, the
+                // defaults are whatever the delegation enabled.
+                Err(Error::Io { err, .. })
+                    if err.kind() == ErrorKind::PermissionDenied
+                        && !want.iter().any(|w| needed.iter().any(|n| w[1..] == **n)) => {}
+                r => r?,
+            }
         }
         d.push(c);
         if i + 1 < comps.len() {

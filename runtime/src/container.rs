@@ -34,6 +34,10 @@ pub struct CreateOpts {
     pub foreground: bool,
     /// `--systemd-cgroup`: the container's cgroup is a systemd unit.
     pub systemd_cgroup: bool,
+    /// Without privilege (`--rootless`, resolved): the cgroup only where
+    /// the user may have one, no device cgroup, id maps through the
+    /// subordinate ranges.
+    pub rootless: bool,
 }
 
 /// berth's runtime on one state root (`--root`).
@@ -85,7 +89,7 @@ fn stop_unit(rec: &Record) -> Result<()> {
     let Some(unit) = &rec.unit else {
         return Ok(());
     };
-    crate::systemd::Bus::connect()?.stop(unit)
+    crate::systemd::Bus::connect(rec.user_unit)?.stop(unit)
 }
 
 /// SIGKILLs the container init (if still the recorded process) and waits
@@ -151,12 +155,17 @@ impl Runtime {
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_default();
         let (cgroup, shared_parent) = if o.systemd_cgroup {
-            let unit = crate::systemd::plan(&given, &o.id)?;
+            let unit = crate::systemd::plan(&given, &o.id, o.rootless)?;
             (Cgroup::systemd(&layout, unit)?, false)
         } else if given.is_empty() {
             (Cgroup::plan(&layout, &format!("berth/{}", o.id))?, true)
         } else {
             (Cgroup::plan(&layout, &given)?, false)
+        };
+        let cgroup = if o.rootless && !o.systemd_cgroup {
+            cgroup.for_rootless(linux.and_then(|l| l.resources().as_ref()))?
+        } else {
+            cgroup
         };
         let rdt = match linux.and_then(|l| l.intel_rdt().as_ref()) {
             Some(r) => match crate::rdt::mount_point()? {
@@ -183,6 +192,7 @@ impl Runtime {
             freezer: cgroup.freezer(),
             own_pidns: ns.new_pid || ns.join_pid.is_some(),
             unit: cgroup.unit.as_ref().map(|u| u.name.clone()),
+            user_unit: cgroup.unit.as_ref().is_some_and(|u| u.user),
             hooks: bundle.spec.hooks().clone(),
             rdt: rdt
                 .as_ref()
@@ -204,6 +214,7 @@ impl Runtime {
                 no_new_keyring: o.no_new_keyring,
                 preserve_fds,
                 rdt: rdt.as_ref().map(|(root, r)| (root.as_path(), *r)),
+                rootless: o.rootless,
             }
             .run()
         });

@@ -215,9 +215,19 @@ impl Runtime {
         let layout = Layout::detect()?;
         let cgroup = Cgroup::from_leaves(&layout, &rec.leaves);
         let cg_fd = cgroup.clone_into_fd()?;
+        // Without privilege the container's pid namespace can be joined
+        // only from inside its user namespace, which berth's owner may
+        // enter: both at once, here (the child then joins the rest).
+        let mut early = CloneFlags::empty();
+        if flags.contains(CloneFlags::CLONE_NEWUSER) && !nix::unistd::geteuid().is_root() {
+            early |= CloneFlags::CLONE_NEWUSER;
+            flags.remove(CloneFlags::CLONE_NEWUSER);
+        }
         if join_pid {
-            nix::sched::setns(&pidfd, CloneFlags::CLONE_NEWPID)
-                .ctx(|| "join the container's pid namespace".into())?;
+            early |= CloneFlags::CLONE_NEWPID;
+        }
+        if !early.is_empty() {
+            nix::sched::setns(&pidfd, early).ctx(|| "join the container's pid namespace".into())?;
         }
         // Signals to forward are blocked before the clone; the child unblocks.
         let set = process::forwarded_signals();

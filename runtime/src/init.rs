@@ -118,6 +118,12 @@ fn setup(a: &mut Args) -> Result<Prog> {
         let f = std::fs::File::open(path).map_err(|e| Error::io("open namespace", path, e))?;
         nix::sched::setns(&f, *flag).ctx(|| format!("setns {}", path.display()))?;
     }
+    // Where systemd put the init (the cgroup mount's source).
+    let placed = match a.cgroup.unit {
+        Some(_) => Some(a.cgroup.as_placed()?),
+        None => None,
+    };
+    let cgroup = placed.as_ref().unwrap_or(a.cgroup);
     if a.ns.new_cgroup {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
             .ctx(|| "unshare cgroup namespace".into())?;
@@ -172,8 +178,10 @@ fn setup(a: &mut Args) -> Result<Prog> {
             spec,
             bundle: &a.bundle.dir,
             rootfs: &a.bundle.rootfs,
-            cgroup: a.cgroup,
-            in_userns: a.ns.in_userns(),
+            cgroup,
+            // Berth itself in one (rootless images, rootless podman)
+            // counts too: mknod and v1 cgroup mounts are out of reach.
+            in_userns: a.ns.in_userns() || crate::rootless::in_user_namespace(),
             new_cgroupns: a.ns.new_cgroup,
             idmapped: &a.idmapped,
         };

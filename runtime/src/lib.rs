@@ -19,7 +19,7 @@
 //! | 4 lifecycle | container, exec, ops, update |
 //! | 3 process set-up | spawn, init, child |
 //! | 2 subsystems | spec, mounts, idmap, netdev, rdt, cgroups, systemd, devices, seccomp, security, hooks, tty, state, exe |
-//! | 1 primitives | namespaces, process, channel, netlink, resolve, newmount, mountinfo, tree, signal |
+//! | 1 primitives | namespaces, process, rootless, channel, netlink, resolve, newmount, mountinfo, tree, signal |
 //! | 0 base | error, util |
 //!
 //! `spawn` is the parent side of `create`, `init` the child side; `child`
@@ -46,6 +46,7 @@ mod ops;
 mod process;
 mod rdt;
 mod resolve;
+pub mod rootless;
 mod seccomp;
 mod security;
 pub mod signal;

@@ -507,8 +507,25 @@ fn mount_one(
         } else {
             o.flags
         };
-        mount(Some(&src), &fdpath(&target), Some(typ), flags, data)
-            .ctx(|| format!("mount {typ}"))?;
+        match mount(Some(&src), &fdpath(&target), Some(typ), flags, data) {
+            Ok(()) => {}
+            // sysfs belongs to a network namespace: in a user namespace
+            // that does not own the container's (rootless with the host's
+            // network), the host's /sys is bound read-only instead, as
+            // rootless podman configures it.
+            Err(nix::errno::Errno::EPERM) if typ == "sysfs" && ctx.in_userns => {
+                mount(
+                    Some("/sys"),
+                    &fdpath(&target),
+                    None::<&str>,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None::<&str>,
+                )
+                .ctx(|| "bind /sys for sysfs".into())?;
+                remount_bind(&fdpath(&reopen()?), flags | MsFlags::MS_RDONLY)?;
+            }
+            Err(e) => return Err(e).ctx(|| format!("mount {typ}")),
+        }
         if let Some(below) = below {
             let top = open_dir(&reopen()?)?;
             crate::tree::copy(&below, &top).ctx(|| "tmpcopyup".into())?;
@@ -635,7 +652,7 @@ fn remount_bind(target: &Path, flags: MsFlags) -> Result<()> {
 fn mount_cgroup(ctx: &RootfsCtx, root: &OwnedFd, dest: &Path, o: &Opts) -> Result<()> {
     let flags = o.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC);
     let target = mkdir_all_in_root(root, dest).ctx(|| "resolve destination in rootfs".into())?;
-    if let Some(leaf) = ctx.cgroup.unified_dir() {
+    if let Some(leaf) = ctx.cgroup.mount_unified_dir() {
         if ctx.new_cgroupns {
             // Read-only is the mount's, not the superblock's (which the
             // host has rw: asking for ro from a user namespace is EBUSY).
@@ -680,7 +697,7 @@ fn mount_cgroup(ctx: &RootfsCtx, root: &OwnedFd, dest: &Path, o: &Opts) -> Resul
         Some("mode=755"),
     )
     .ctx(|| "mount tmpfs for cgroups".into())?;
-    for (h, leaf) in &ctx.cgroup.dirs {
+    for (h, leaf) in ctx.cgroup.mount_dirs() {
         let sub = dest.join(h.name());
         let t = mkdir_all_in_root(root, &sub).ctx(|| format!("mkdir {}", sub.display()))?;
         // cgroup v1 filesystems cannot be mounted in a user namespace.

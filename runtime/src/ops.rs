@@ -39,6 +39,11 @@ impl Runtime {
     /// `ps`: the container's pids.
     pub fn pids(&self, id: &str) -> Result<Vec<i32>> {
         let rec = self.store.load(id)?;
+        if rec.leaves.is_empty() && rec.pid > 0 {
+            // Rootless without a cgroup: the processes of its pid
+            // namespace (only its init if it shares berth's).
+            return Ok(pid_namespace_members(rec.pid, rec.own_pidns));
+        }
         Ok(cgroups::procs(&rec.leaves))
     }
 
@@ -59,6 +64,11 @@ impl Runtime {
             (Status::Paused, false) => {}
             (_, true) => return Err(Error::NotRunning),
             (_, false) => return Err(Error::Other("container not paused".into())),
+        }
+        if rec.leaves.is_empty() {
+            return Err(Error::Other(
+                "rootless: the container has no cgroup of its own (none is delegated to this user), so it cannot be frozen".into(),
+            ));
         }
         let f = cg.freezer().ok_or_else(|| {
             Error::Other("no freezer: neither a v1 freezer nor cgroup2 is mounted".into())
@@ -182,7 +192,8 @@ pub fn features() -> Value {
             "capabilities": caps,
             "cgroup": {"v1": true, "v2": true,
                 "systemd": crate::systemd::available() && Layout::detect().is_ok_and(|l| l.unified()),
-                "systemdUser": false,
+                // The user's manager, as the system's: where systemd runs.
+                "systemdUser": crate::systemd::available() && Layout::detect().is_ok_and(|l| l.unified()),
                 "rdma": host_has_controller("rdma")},
             "seccomp": crate::seccomp::features(),
             // Labels are applied only where the host has the LSM enabled.
@@ -209,4 +220,26 @@ pub fn features() -> Value {
             }
         }
     })
+}
+
+/// The processes in `init`'s pid namespace, found through /proc (for a
+/// container without a cgroup): `init` alone when it has no namespace of
+/// its own.
+fn pid_namespace_members(init: i32, own_pidns: bool) -> Vec<i32> {
+    let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok();
+    let Some(theirs) = ns(&init.to_string()) else {
+        return Vec::new();
+    };
+    if !own_pidns {
+        return vec![init];
+    }
+    let mut v: Vec<i32> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| ns(&p.to_string()).as_ref() == Some(&theirs))
+        .collect();
+    v.sort_unstable();
+    v
 }

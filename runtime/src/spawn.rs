@@ -82,6 +82,10 @@ pub(crate) struct Spawn<'a> {
     pub preserve_fds: u32,
     /// `linux.intelRdt` and the resctrl mount to apply it under.
     pub rdt: Option<(&'a Path, &'a oci_spec::runtime::LinuxIntelRdt)>,
+    /// Rootless: no device cgroup (a user can neither make device nodes
+    /// nor load the eBPF program; what it can reach is what the host's
+    /// file permissions give it), id maps through newuidmap/newgidmap.
+    pub rootless: bool,
 }
 
 /// A container init that is set up and waiting to be started.
@@ -102,7 +106,10 @@ impl Spawn<'_> {
         let spec = &self.bundle.spec;
         let console = self.console.take();
         let res = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
-        let devices = crate::devices::rules(spec.linux().as_ref())?;
+        let devices = match self.rootless {
+            true => None,
+            false => crate::devices::rules(spec.linux().as_ref())?,
+        };
         self.cgroup.create(res, devices.as_deref())?;
         let listener = if self.immediate {
             None
@@ -209,8 +216,17 @@ impl Spawn<'_> {
                 ("uid_map", "linux.uidMappings", linux.uid_mappings()),
                 ("gid_map", "linux.gidMappings", linux.gid_mappings()),
             ];
-            for (file, field, m) in maps {
-                process::write_id_map(pid, file, field, m.as_deref().unwrap_or(&[]))?;
+            if nix::unistd::geteuid().is_root() {
+                for (file, field, m) in maps {
+                    process::write_id_map(pid, file, field, m.as_deref().unwrap_or(&[]))?;
+                }
+            } else {
+                let [(_, _, u), (_, _, g)] = maps;
+                crate::rootless::write_maps(
+                    pid,
+                    u.as_deref().unwrap_or(&[]),
+                    g.as_deref().unwrap_or(&[]),
+                )?;
             }
         }
         let res = spec.linux().as_ref().and_then(|l| l.resources().as_ref());

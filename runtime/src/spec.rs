@@ -459,9 +459,11 @@ pub fn default_spec(rootless: bool) -> serde_json::Value {
         let linux = &mut spec["linux"];
         linux["uidMappings"] = json!([{"containerID": 0, "hostID": uid, "size": 1}]);
         linux["gidMappings"] = json!([{"containerID": 0, "hostID": gid, "size": 1}]);
+        // runc's rootless spec: no network namespace of its own (nothing
+        // to connect it to without privilege), no cgroup namespace.
         linux["namespaces"] = json!([
             {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"},
-            {"type": "cgroup"}, {"type": "user"}
+            {"type": "user"}
         ]);
         linux.as_object_mut().unwrap().remove("resources");
         let mounts = spec["mounts"].as_array_mut().unwrap();
@@ -474,7 +476,6 @@ pub fn default_spec(rootless: bool) -> serde_json::Value {
         ]);
         mounts[5] = json!({"destination": "/sys", "type": "none", "source": "/sys",
                            "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
-        mounts.pop();
     }
     spec
 }

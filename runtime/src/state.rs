@@ -53,6 +53,9 @@ pub struct Record {
     /// `leaves`, and systemd removes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
+    /// The unit is the user's manager's (rootless), not the system's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub user_unit: bool,
     /// resctrl groups berth made for `linux.intelRdt` (removed on delete).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rdt: Vec<PathBuf>,

@@ -7,7 +7,10 @@
 //!
 //! `linux.cgroupsPath` is `SLICE:PREFIX:NAME`: the unit `PREFIX-NAME.scope`
 //! in `SLICE` (empty: `system.slice`; `-`: the root slice), or, for a NAME
-//! ending in `.slice`, that slice itself. The conversation happens after
+//! ending in `.slice`, that slice itself. Rootless, the unit is the
+//! calling user's, made by its user manager over the user bus (systemd
+//! delegates `user@UID.service` to the user; empty SLICE: `user.slice`
+//! there), as runc's rootless systemd driver does. The conversation happens after
 //! the clone (zbus runs a thread; the init is already a copy of a
 //! single-threaded berth), before the init is released.
 
@@ -32,6 +35,8 @@ pub struct Unit {
     pub name: String,
     /// The unit's cgroup, relative to the cgroup2 mount.
     pub cgroup: PathBuf,
+    /// The calling user's manager's unit (rootless), not the system's.
+    pub user: bool,
 }
 
 impl Unit {
@@ -79,9 +84,12 @@ pub fn slice_path(slice: &str) -> std::result::Result<PathBuf, String> {
 }
 
 /// Parses `linux.cgroupsPath` for the systemd driver (empty: berth's
-/// default `system.slice:berth:ID`, as runc's is `:runc:ID`).
-pub fn plan(cgroups_path: &str, id: &str) -> Result<Unit> {
-    let default = format!("system.slice:berth:{id}");
+/// default `system.slice:berth:ID`, as runc's is `:runc:ID`). `user`: for
+/// the calling user's manager, whose slices live in its own cgroup
+/// (`user.slice/user-UID.slice/user@UID.service`), `user.slice` the default.
+pub fn plan(cgroups_path: &str, id: &str, user: bool) -> Result<Unit> {
+    let top = if user { "user.slice" } else { "system.slice" };
+    let default = format!("{top}:berth:{id}");
     let path = if cgroups_path.is_empty() {
         default.as_str()
     } else {
@@ -91,11 +99,7 @@ pub fn plan(cgroups_path: &str, id: &str) -> Result<Unit> {
     let [slice, prefix, name] = parts[..] else {
         return Err(bad(path, "not three fields separated by ':'"));
     };
-    let slice = if slice.is_empty() {
-        "system.slice"
-    } else {
-        slice
-    };
+    let slice = if slice.is_empty() { top } else { slice };
     let parent = slice_path(slice).map_err(|e| bad(path, &e))?;
     if name.is_empty() || !valid_part(name) {
         return Err(bad(
@@ -125,10 +129,17 @@ pub fn plan(cgroups_path: &str, id: &str) -> Result<Unit> {
     } else {
         parent.join(&unit)
     };
+    let cgroup = if user {
+        let uid = crate::rootless::host_uid();
+        PathBuf::from(format!("user.slice/user-{uid}.slice/user@{uid}.service")).join(cgroup)
+    } else {
+        cgroup
+    };
     Ok(Unit {
         slice: slice.to_string(),
         name: unit,
         cgroup,
+        user,
     })
 }
 
@@ -359,16 +370,30 @@ pub fn available() -> bool {
 
 /// The system bus socket (DBUS_SYSTEM_BUS_ADDRESS may name another).
 fn socket() -> String {
-    std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
-        .ok()
-        .and_then(|a| {
-            a.strip_prefix("unix:path=")
-                .map(|p| p.split(',').next().unwrap_or(p).to_string())
-        })
-        .unwrap_or_else(|| "/run/dbus/system_bus_socket".into())
+    bus_path("DBUS_SYSTEM_BUS_ADDRESS").unwrap_or_else(|| "/run/dbus/system_bus_socket".into())
 }
 
-/// A connection to systemd on the system bus.
+/// The socket of a `unix:path=...` address in the environment variable.
+fn bus_path(var: &str) -> Option<String> {
+    std::env::var(var).ok().and_then(|a| {
+        a.strip_prefix("unix:path=")
+            .map(|p| p.split(',').next().unwrap_or(p).to_string())
+    })
+}
+
+/// The calling user's bus socket: DBUS_SESSION_BUS_ADDRESS's, else
+/// `$XDG_RUNTIME_DIR/bus` (where dbus-user-session puts it).
+fn user_socket() -> Option<String> {
+    bus_path("DBUS_SESSION_BUS_ADDRESS").or_else(|| {
+        std::env::var("XDG_RUNTIME_DIR")
+            .ok()
+            .filter(|d| !d.is_empty())
+            .map(|d| format!("{d}/bus"))
+    })
+}
+
+/// A connection to systemd: the system manager on the system bus, or
+/// (rootless) the user's manager on the user's bus.
 pub struct Bus(zbus::blocking::Connection);
 
 fn dbus_err(what: &str, e: zbus::Error) -> Error {
@@ -383,14 +408,30 @@ fn dbus_err(what: &str, e: zbus::Error) -> Error {
 }
 
 impl Bus {
-    pub fn connect() -> Result<Bus> {
-        let sock = socket();
+    pub fn connect(user: bool) -> Result<Bus> {
+        let (sock, which) = if user {
+            let sock = user_socket().ok_or_else(|| {
+                Error::Other("--systemd-cgroup (rootless): no user bus: neither DBUS_SESSION_BUS_ADDRESS nor XDG_RUNTIME_DIR is set".into())
+            })?;
+            (sock, "the user's bus")
+        } else {
+            (socket(), "the system bus")
+        };
         let conn =
             zbus::blocking::connection::Builder::address(format!("unix:path={sock}").as_str())
+                .map(|b| {
+                    if user {
+                        // In a user namespace (rootless podman's), the bus
+                        // knows berth by its uid outside.
+                        b.user_id(crate::rootless::host_uid())
+                    } else {
+                        b
+                    }
+                })
                 .and_then(|b| b.build())
                 .map_err(|e| {
                     Error::Other(format!(
-                        "--systemd-cgroup: cannot reach systemd on the system bus at {sock}: {e}"
+                        "--systemd-cgroup: cannot reach systemd on {which} at {sock}: {e}"
                     ))
                 })?;
         let bus = Bus(conn);
@@ -544,27 +585,45 @@ mod tests {
 
     #[test]
     fn names_and_slices() {
-        let u = plan("", "c1").unwrap();
+        let u = plan("", "c1", false).unwrap();
         assert_eq!(u.name, "berth-c1.scope");
         assert_eq!(u.cgroup, PathBuf::from("system.slice/berth-c1.scope"));
-        let u = plan("kubepods-burstable-pod1.slice:cri-containerd:abc", "x").unwrap();
+        let u = plan(
+            "kubepods-burstable-pod1.slice:cri-containerd:abc",
+            "x",
+            false,
+        )
+        .unwrap();
         assert_eq!(u.name, "cri-containerd-abc.scope");
         assert_eq!(
             u.cgroup,
             PathBuf::from("kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-containerd-abc.scope")
         );
-        let u = plan(":runc:y", "y").unwrap();
+        let u = plan(":runc:y", "y", false).unwrap();
         assert_eq!(
             (u.slice.as_str(), u.name.as_str()),
             ("system.slice", "runc-y.scope")
         );
-        let u = plan("-.slice::z", "z").unwrap();
+        let u = plan("-.slice::z", "z", false).unwrap();
         assert_eq!(u.cgroup, PathBuf::from("z.scope"));
-        let u = plan("kubepods.slice::kubepods-besteffort.slice", "p").unwrap();
+        let u = plan("kubepods.slice::kubepods-besteffort.slice", "p", false).unwrap();
         assert!(u.is_slice());
         assert_eq!(
             u.cgroup,
             PathBuf::from("kubepods.slice/kubepods-besteffort.slice")
+        );
+        // The user's manager: its slices are below user@UID.service.
+        let u = plan("", "c2", true).unwrap();
+        let uid = crate::rootless::host_uid();
+        assert_eq!(
+            (u.slice.as_str(), u.name.as_str()),
+            ("user.slice", "berth-c2.scope")
+        );
+        assert_eq!(
+            u.cgroup,
+            PathBuf::from(format!(
+                "user.slice/user-{uid}.slice/user@{uid}.service/user.slice/berth-c2.scope"
+            ))
         );
         for bad in [
             "/abs/path",
@@ -575,7 +634,7 @@ mod tests {
             "a--b.slice:p:n",
             "s.slice:p:n/m",
         ] {
-            let e = plan(bad, "i").unwrap_err().to_string();
+            let e = plan(bad, "i", false).unwrap_err().to_string();
             assert!(
                 e.contains("linux.cgroupsPath") && e.contains(bad),
                 "{bad}: {e}"

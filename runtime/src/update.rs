@@ -108,7 +108,7 @@ impl Runtime {
             // systemd writes anything.
             cg.check(res)?;
             let props = crate::systemd::resource_properties(res)?;
-            crate::systemd::Bus::connect()?.set(unit, props)?;
+            crate::systemd::Bus::connect(rec.user_unit)?.set(unit, props)?;
         }
         cg.apply(res)
     }

@@ -34,8 +34,8 @@ pub struct CreateArgs {
 pub type Args = CreateArgs;
 
 impl CreateArgs {
-    pub fn opts(&self, g: &Global, foreground: bool) -> CreateOpts {
-        CreateOpts {
+    pub fn opts(&self, g: &Global, foreground: bool) -> Result<CreateOpts> {
+        Ok(CreateOpts {
             id: self.id.clone(),
             bundle: self.bundle.clone(),
             pid_file: self.pid_file.clone(),
@@ -45,11 +45,12 @@ impl CreateArgs {
             preserve_fds: self.preserve_fds,
             foreground,
             systemd_cgroup: g.systemd_cgroup,
-        }
+            rootless: g.rootless()?,
+        })
     }
 }
 
 pub fn run(g: &Global, a: &Args) -> Result<()> {
-    g.runtime()?.create(&a.opts(g, false))?;
+    g.runtime()?.create(&a.opts(g, false)?)?;
     Ok(())
 }

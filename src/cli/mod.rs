@@ -27,9 +27,10 @@ mod update;
 /// runc's global flags (they go before the command).
 #[derive(clap::Args)]
 pub struct Global {
-    /// Directory for the state of containers.
-    #[arg(long, default_value = "/run/berth", value_name = "DIR")]
-    pub root: PathBuf,
+    /// Directory for the state of containers (default /run/berth;
+    /// rootless: $XDG_RUNTIME_DIR/berth).
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
     /// Append errors and warnings to FILE (one line each).
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
@@ -39,11 +40,13 @@ pub struct Global {
     /// Accepted for runc compatibility (berth logs only errors).
     #[arg(long)]
     pub debug: bool,
-    /// Use systemd (over the system bus) for the container's cgroup:
-    /// cgroupsPath is SLICE:PREFIX:NAME.
+    /// Use systemd for the container's cgroup (the system bus; rootless,
+    /// the user's manager on the user's bus): cgroupsPath is
+    /// SLICE:PREFIX:NAME.
     #[arg(long)]
     pub systemd_cgroup: bool,
-    /// Accepted for runc compatibility (true, false or auto).
+    /// Run without privilege: true, false or auto (default: when not root,
+    /// or root of a user namespace).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub rootless: Option<String>,
 }
@@ -64,7 +67,23 @@ pub enum Format {
 impl Global {
     /// The runtime on `--root`, for the commands that manage containers.
     pub fn runtime(&self) -> Result<Runtime> {
-        Ok(Runtime::new(&self.root)?)
+        let root = match &self.root {
+            Some(r) => r.clone(),
+            None if self.rootless()? => berth_runtime::rootless::default_root()?,
+            None => PathBuf::from("/run/berth"),
+        };
+        Ok(Runtime::new(&root)?)
+    }
+
+    /// `--rootless`, resolved (auto: as runc decides it).
+    pub fn rootless(&self) -> Result<bool> {
+        let flag = match self.rootless.as_deref() {
+            None | Some("auto") => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(v) => anyhow::bail!("--rootless {v:?}: expected true, false or auto"),
+        };
+        Ok(berth_runtime::rootless::detect(flag))
     }
 }
 

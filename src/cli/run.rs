@@ -17,5 +17,5 @@ pub struct Args {
 }
 
 pub fn run(g: &Global, a: &Args) -> Result<i32> {
-    Ok(g.runtime()?.run(&a.create.opts(g, !a.detach), a.keep)?)
+    Ok(g.runtime()?.run(&a.create.opts(g, !a.detach)?, a.keep)?)
 }

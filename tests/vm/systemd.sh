@@ -6,9 +6,11 @@
 # each container a unit in system.slice and checks no unit is left).
 # Then, given CLIENTS_TESTBIN, containerd (the shim with --systemd-cgroup),
 # podman (--cgroup-manager systemd) and Docker (native.cgroupdriver=systemd),
-# and given CRI_TESTBIN, the kubelet's CRI calls (SystemdCgroup = true,
-# kubepods slices), runc and berth alike.
-# Usage: systemd.sh RUNTIME_TESTBIN RELIABILITY_TESTBIN [CLIENTS_TESTBIN [CRI_TESTBIN]]
+# given CRI_TESTBIN, the kubelet's CRI calls (SystemdCgroup = true,
+# kubepods slices), runc and berth alike; given ROOTLESS_TESTBIN, rootless
+# --systemd-cgroup through a user's manager, and rootless podman with its
+# systemd cgroup manager.
+# Usage: systemd.sh RUNTIME_TESTBIN RELIABILITY_TESTBIN [CLIENTS_TESTBIN [CRI_TESTBIN [ROOTLESS_TESTBIN]]]
 set -eu
 runtime=${1:?usage: $0 RUNTIME_TESTBIN RELIABILITY_TESTBIN}
 reliability=${2:?usage: $0 RUNTIME_TESTBIN RELIABILITY_TESTBIN}
@@ -26,4 +28,8 @@ fi
 if [ -n "${4:-}" ]; then
     echo "systemd driver: CRI (kubepods slices)"
     "$4" --test-threads=1
+fi
+if [ -n "${5:-}" ]; then
+    echo "systemd driver: rootless, the user's manager"
+    "$5" --test-threads=1 the_user_manager_takes_the_container rootless_podman
 fi

@@ -13,14 +13,10 @@ mod run;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The image store.
-    #[arg(
-        long,
-        env = "BERTH_STORE",
-        default_value = "/var/lib/berth",
-        value_name = "DIR"
-    )]
-    store: PathBuf,
+    /// The image store (default /var/lib/berth; rootless:
+    /// $XDG_DATA_HOME/berth, else ~/.local/share/berth).
+    #[arg(long, env = "BERTH_STORE", value_name = "DIR")]
+    store: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -144,8 +140,45 @@ impl berth_image::progress::Progress for Bar {
     }
 }
 
+/// The store's directory: `--store`, else root's or the user's default.
+fn store_dir(a: &Args, rootless: bool) -> Result<PathBuf> {
+    if let Some(s) = &a.store {
+        return Ok(s.clone());
+    }
+    if !rootless {
+        return Ok(PathBuf::from("/var/lib/berth"));
+    }
+    let env = |k| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    match (env("XDG_DATA_HOME"), env("HOME")) {
+        (Some(d), _) => Ok(d.join("berth")),
+        (None, Some(h)) => Ok(h.join(".local/share/berth")),
+        (None, None) => anyhow::bail!(
+            "rootless: neither XDG_DATA_HOME nor HOME is set, so there is no default image store: pass --store"
+        ),
+    }
+}
+
 pub fn run(g: &Global, a: &Args) -> Result<i32> {
-    let st = store::Store::open(&a.store)?;
+    // Without privilege every image command runs as root of a user
+    // namespace mapping the user's subordinate ids (docs/rootless.md).
+    let unprivileged = !nix::unistd::geteuid().is_root();
+    let rootless = unprivileged || berth_runtime::rootless::in_user_namespace();
+    let dir = store_dir(a, rootless)?;
+    if unprivileged {
+        if let Some(status) = berth_runtime::rootless::enter_user_namespace()? {
+            return Ok(status);
+        }
+    }
+    if rootless && matches!(a.cmd, Cmd::Mount { .. } | Cmd::Bundle { .. }) {
+        anyhow::bail!(
+            "rootless: image mount and image bundle leave an overlay mount behind, and a rootless one lives only in the user namespace of the command that made it: use image run, or image unpack for a plain copy"
+        );
+    }
+    let st = store::Store::open_as(&dir, rootless)?;
     match &a.cmd {
         Cmd::Import { path, name } => {
             let bar = Bar::new("unpacking");

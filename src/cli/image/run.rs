@@ -151,6 +151,7 @@ pub fn run(g: &Global, st: &Store, r: &Args) -> Result<i32> {
         bundle: dir.clone(),
         foreground: !r.detach,
         systemd_cgroup: g.systemd_cgroup,
+        rootless: g.rootless()?,
         ..Default::default()
     };
     let res = rt.run(&opts, !r.rm);
