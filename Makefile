@@ -9,8 +9,12 @@ VM := ../shared/vm/run-in-vm.sh
 # setpriv (util-linux) and pkill (procps) for the rootless tests.
 VM_PKGS := iproute2 mount runc uidmap util-linux procps
 # A real systemd with its system bus, for the systemd cgroup driver (and
-# dbus-user-session: a user's bus for its manager, rootless).
+# dbus-user-session: a user's bus for its manager, rootless). That VM boots
+# with AppArmor off (VM_SYSTEMD_APPEND): the guest image leaves /usr/share
+# out, so apparmor_parser cannot load profiles there, and dockerd refuses
+# to run containers where AppArmor is on and its profile cannot be loaded.
 VM_SYSTEMD_PKGS := systemd dbus dbus-user-session containerd podman docker.io bash python3
+VM_SYSTEMD_APPEND := apparmor=0
 APT_PKGS := busybox-static gcc libc6-dev libseccomp-dev qemu-system-x86 iproute2 python3 zstd umoci runc containerd podman \
 	docker-registry skopeo apache2-utils openssl docker.io protobuf-compiler
 FIXTURES := target/fixtures
@@ -109,9 +113,9 @@ test-vm: build fixtures
 	    VM_TIMEOUT=1200 VM_EXTRA_PKGS="$(VM_PKGS)" $(VM) "$(CURDIR)" sh /host/tests/vm/cgroup-v2.sh $$(cat target/vm/$$t.bin) $$f || exit 1; \
 	done
 	@echo "cgroup v2 VM under systemd: the systemd cgroup driver"
-	VM_TIMEOUT=1800 VM_MEM=2G VM_EXTRA_PKGS="$(VM_PKGS) $(VM_SYSTEMD_PKGS)" \
-	    $(VM) "$(CURDIR)" env WITH_SYSTEMD_TIMEOUT=1700 sh /host/target/vm/with-systemd.sh \
-	    sh /host/tests/vm/systemd.sh $$(cat target/vm/runtime.bin) $$(cat target/vm/reliability.bin) \
+	VM_TIMEOUT=2700 VM_MEM=2G VM_EXTRA_PKGS="$(VM_PKGS) $(VM_SYSTEMD_PKGS)" VM_APPEND="$(VM_SYSTEMD_APPEND)" \
+	    $(VM) "$(CURDIR)" env WITH_SYSTEMD_TIMEOUT=2600 sh /host/target/vm/with-systemd.sh \
+	    env SYSTEMD_LOG=/host/target/vm/systemd.log sh /host/tests/vm/systemd.sh $$(cat target/vm/runtime.bin) $$(cat target/vm/reliability.bin) \
 	    $$(cat target/vm/clients.bin) $$(cat target/vm/cri.bin) $$(cat target/vm/rootless.bin)
 
 # The long reliability run: 1000 lifecycles, 200 SIGKILL fault injections,

@@ -796,7 +796,11 @@ fn rootless_podman_runs_berth_like_runc() {
     std::fs::copy(common::runc(), u.home.join("runc")).unwrap();
     chown_tree(&u.home, u.uid);
     let mut passed = Vec::new();
-    for rt in [u.home.join("runc"), u.berth.clone()] {
+    let mut runtimes = vec![u.berth.clone()];
+    if common::with_reference() {
+        runtimes.insert(0, u.home.join("runc"));
+    }
+    for rt in runtimes {
         let mut c = u.cmd("env");
         if systemd {
             c.arg("CLIENT_SYSTEMD=1");
@@ -813,6 +817,14 @@ fn rootless_podman_runs_berth_like_runc() {
             .filter_map(|l| l.strip_prefix("ok   "))
             .map(|l| l.split_once(": ").map_or(l, |x| x.1).to_string())
             .collect();
+        if !common::with_reference() {
+            // berth alone (the systemd VM): every check passes.
+            assert!(
+                o.status.success() && ok.len() >= 10,
+                "berth fails rootless podman's checks"
+            );
+            return;
+        }
         passed.push(ok);
     }
     assert!(

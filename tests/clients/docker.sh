@@ -110,7 +110,8 @@ wait_state c-sig .State.Status running
 d kill -s USR1 c-sig >/dev/null 2>&1; sleep 0.5
 check "kill -s USR1" "got-usr1" "$(d logs c-sig 2>&1)"
 d kill c-sig >/dev/null 2>&1
-check "kill exits 137" "137" "$(d wait c-sig 2>&1)"
+# (bounded: `docker wait` on a container that never ran waits forever)
+check "kill exits 137" "137" "$(timeout 60 "$docker" -H "unix://$sock" wait c-sig 2>&1)"
 # --restart on-failure:2 runs it three times in all.
 d run -d --name c-again --network none --restart on-failure:2 "$img" sh -c 'echo run; exit 3' >/dev/null 2>&1
 for _ in $(seq 150); do [ "$(state c-again .RestartCount)/$(state c-again .State.Status)" = 2/exited ] && break; sleep 0.1; done

@@ -15,6 +15,23 @@ pub fn berth_bin() -> PathBuf {
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_berth").into())
 }
 
+/// Whether the client tests run runc, their reference, before berth.
+/// BERTH_TEST_BERTH_ONLY skips it (the emulated systemd VM, for time:
+/// there berth must pass every check; the host runs both).
+pub fn with_reference() -> bool {
+    std::env::var_os("BERTH_TEST_BERTH_ONLY").is_none()
+}
+
+/// The runtimes a client test drives: runc (unless skipped), then berth.
+pub fn client_runtimes() -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    if with_reference() {
+        v.push(runc());
+    }
+    v.push(berth_bin());
+    v
+}
+
 /// runc, the reference the client tests run first.
 pub fn runc() -> PathBuf {
     ["/usr/sbin/runc", "/usr/bin/runc"]
