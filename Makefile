@@ -155,7 +155,7 @@ bench: release fixtures
 	VM_TIMEOUT=1200 $(VM) "$(CURDIR)" sh /host/tests/bench/kmem.sh /host/$(OUT)/release/berth /host/$(FIXTURES)/busybox
 	VM_TIMEOUT=1200 $(VM) "$(CURDIR)" sh /host/tests/bench/minmem.sh /host/$(OUT)/release/berth /host/$(FIXTURES)/busybox
 	mkdir -p target/vm && cp ../shared/vm/with-systemd.sh target/vm/
-	VM_TIMEOUT=1800 VM_EXTRA_PKGS="$(VM_PKGS) $(VM_SYSTEMD_PKGS)" $(VM) "$(CURDIR)" env WITH_SYSTEMD_TIMEOUT=1700 \
+	VM_TIMEOUT=1800 VM_MEM=2G VM_EXTRA_PKGS="$(VM_PKGS) $(VM_SYSTEMD_PKGS)" $(VM) "$(CURDIR)" env WITH_SYSTEMD_TIMEOUT=1700 \
 	    sh /host/target/vm/with-systemd.sh sh /host/tests/bench/systemd.sh /host/$(OUT)/release/berth /host/$(FIXTURES)/busybox
 
 # Regenerates src/symbol-order.txt, the link order of the functions the
