@@ -514,6 +514,14 @@ fn pod_checks(node: &mut Node, handler: &str) -> Vec<Check> {
             attempt: 0,
         }),
         hostname: format!("pod-{handler}"),
+        // The pod's resolv.conf from its DNS settings, as a kubelet sends
+        // them (without, containerd copies the host's, which a minimal
+        // host such as the VM's guest lacks).
+        dns_config: Some(cri::DnsConfig {
+            servers: vec!["127.0.0.1".into()],
+            searches: vec!["berth-test.svc".into()],
+            options: Vec::new(),
+        }),
         log_directory: node.dir.join("logs").join(handler).display().to_string(),
         linux: Some(cri::LinuxPodSandboxConfig {
             cgroup_parent: pod_parent(&token, handler),
