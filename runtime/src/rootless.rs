@@ -9,16 +9,31 @@ use oci_spec::runtime::LinuxIdMapping;
 use std::path::PathBuf;
 
 /// Whether this process is in a user namespace other than the initial one
-/// (whose uid_map is the identity over all 2^32 - 1 ids).
+/// (whose uid_map is the identity over all 2^32 - 1 ids). Read once: the
+/// container init, a copy of berth, asks again on every start and gets
+/// the answer `--rootless auto` already read, without a file read.
 pub fn in_user_namespace() -> bool {
-    match std::fs::read_to_string("/proc/self/uid_map") {
-        Ok(m) => {
-            let f: Vec<&str> = m.split_whitespace().collect();
-            f != ["0", "0", "4294967295"]
+    use std::sync::atomic::Ordering;
+    match IN_USERNS.load(Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => {
+            let yes = match std::fs::read_to_string("/proc/self/uid_map") {
+                Ok(m) => {
+                    let f: Vec<&str> = m.split_whitespace().collect();
+                    f != ["0", "0", "4294967295"]
+                }
+                Err(_) => false,
+            };
+            IN_USERNS.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
+            yes
         }
-        Err(_) => false,
     }
 }
+
+/// [`in_user_namespace`]'s answer: 0 not read yet, 1 no, 2 yes
+/// ([`enter_user_namespace`] sets it when it enters one).
+static IN_USERNS: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
 
 /// This process's effective uid as the initial user namespace sees it
 /// (its own uid_map's host id for it): who a daemon there, such as the
@@ -245,6 +260,7 @@ pub fn enter_user_namespace() -> Result<Option<i32>> {
                 unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
                 nix::sched::unshare(CloneFlags::CLONE_NEWUSER)
                     .map_err(|e| Error::sys("rootless: unshare a user namespace", e))?;
+                IN_USERNS.store(2, std::sync::atomic::Ordering::Relaxed);
                 nix::unistd::write(&ready_w, b"u").map_err(|e| Error::sys("pipe", e))?;
                 let mut b = [0u8; 1];
                 match nix::unistd::read(&go_r, &mut b) {
