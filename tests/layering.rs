@@ -1,9 +1,11 @@
 //! The module layering of the two library crates, checked from their
 //! source: each `lib.rs` declares a table of layers in its top doc comment
-//! (`//! | N name | mod, mod |`); every `crate::MODULE` a module names must
-//! be in a lower layer or its own, every module must be in the table, and
-//! the import graph must have no cycle. A new cycle or an upward import
-//! fails here with the modules named.
+//! (`//! | N name | mod, mod |`). A unit of the table is a top-level module:
+//! a file `src/NAME.rs` or a folder `src/NAME/` (every `.rs` file below it
+//! counts as that unit's source). Every `crate::UNIT` a unit names must be
+//! in a lower layer or its own, every unit must be in the table, and the
+//! import graph must have no cycle. A new cycle or an upward import fails
+//! here with the units named.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -69,6 +71,24 @@ fn uses(src: &str) -> BTreeSet<String> {
     out
 }
 
+/// The source of a unit: the file, or every `.rs` file below the folder.
+fn source(path: &Path) -> String {
+    if !path.is_dir() {
+        return std::fs::read_to_string(path).unwrap();
+    }
+    let mut entries: Vec<_> = std::fs::read_dir(path).unwrap().flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    let mut out = String::new();
+    for e in entries {
+        let p = e.path();
+        if p.is_dir() || p.extension().is_some_and(|x| x == "rs") {
+            out.push_str(&source(&p));
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// Checks one crate; returns the problems found.
 fn check(dir: &Path) -> Vec<String> {
     let lib = std::fs::read_to_string(dir.join("lib.rs")).unwrap();
@@ -78,8 +98,11 @@ fn check(dir: &Path) -> Vec<String> {
     let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for e in std::fs::read_dir(dir).unwrap().flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(m) = name.strip_suffix(".rs") else {
-            continue;
+        let is_dir = e.file_type().unwrap().is_dir();
+        let m = match name.strip_suffix(".rs") {
+            Some(m) if !is_dir => m,
+            _ if is_dir => name.as_str(),
+            _ => continue,
         };
         if m == "lib" {
             continue;
@@ -88,7 +111,7 @@ fn check(dir: &Path) -> Vec<String> {
             problems.push(format!("{m}: not in the layer table of lib.rs"));
             continue;
         };
-        let src = std::fs::read_to_string(e.path()).unwrap();
+        let src = source(&e.path());
         let mut deps = uses(&src);
         deps.remove(m);
         for d in &deps {
@@ -162,8 +185,22 @@ fn the_checker_sees_uses_and_cycles() {
     std::fs::write(dir.join("y.rs"), "use crate::z;").unwrap();
     std::fs::write(dir.join("z.rs"), "use crate::y;").unwrap();
     std::fs::write(dir.join("w.rs"), "use crate::y;").unwrap();
+    // A folder is one unit: its files' imports count as its own.
+    std::fs::write(
+        dir.join("lib.rs"),
+        "//! | 1 a | y, z |\n//! | 0 b | w, f |\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("f/g")).unwrap();
+    std::fs::write(dir.join("f/mod.rs"), "use crate::f::g;").unwrap();
+    std::fs::write(dir.join("f/g/mod.rs"), "use crate::z;").unwrap();
     let p = check(&dir);
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(p.iter().any(|p| p.contains("cycle")), "{p:?}");
     assert!(p.iter().any(|p| p.contains("upward")), "{p:?}");
+    assert!(
+        p.iter().any(|p| p.starts_with("f (layer 0) uses z")),
+        "{p:?}"
+    );
+    assert!(!p.iter().any(|p| p.contains("f uses crate::f")), "{p:?}");
 }
