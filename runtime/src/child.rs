@@ -7,8 +7,8 @@
 //! It runs in a forked copy of the single-threaded berth process, so it may
 //! allocate; it never returns into berth's code.
 
-use crate::channel::{Channel, Msg};
 use crate::error::{strerror, Error, Result, SysCtx};
+use crate::process::channel::{Channel, Msg};
 use nix::sys::stat::Mode;
 use oci_spec::runtime::{Capability, PosixRlimitType};
 use std::ffi::CString;
@@ -191,7 +191,7 @@ pub(crate) fn setup_console(console: Option<UnixStream>, bind_console: bool) -> 
     if bind_console {
         bind_dev_console(&slave)?;
     }
-    crate::channel::send_with_fd(&sock, name.as_bytes(), &master)
+    crate::process::channel::send_with_fd(&sock, name.as_bytes(), &master)
         .ctx(|| "send pty master to --console-socket".into())?;
     drop(master);
     for fd in 0..3 {

@@ -4,14 +4,14 @@
 //! `exec.rs` and `ops.rs`.
 
 use crate::cgroups::{self, Cgroup, Layout};
-use crate::channel::{Channel, Msg};
 use crate::error::{Error, Result, SysCtx};
-use crate::namespaces::Plan;
 use crate::process;
+use crate::process::channel::{Channel, Msg};
+use crate::process::namespaces::Plan;
+use crate::process::tty::Console;
 use crate::spawn::{short_path, Spawn};
 use crate::spec::{self, Bundle};
 use crate::state::{self, Record, Status, Store, START_SOCK};
-use crate::tty::Console;
 use crate::util;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
@@ -422,7 +422,7 @@ impl Runtime {
             return Err(e);
         }
         let code = match master {
-            Some(m) => crate::tty::relay(pid, &m, &set),
+            Some(m) => crate::process::tty::relay(pid, &m, &set),
             None => process::wait_forwarding(pid, &set),
         };
         if !keep {

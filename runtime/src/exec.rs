@@ -10,13 +10,13 @@
 //! the container (CVE-2019-5736).
 
 use crate::cgroups::{Cgroup, Layout};
-use crate::channel::{self, Msg};
 use crate::child;
 use crate::container::Runtime;
 use crate::error::{Error, Result, SysCtx};
 use crate::process;
+use crate::process::channel::{self, Msg};
+use crate::process::tty::Console;
 use crate::state::Status;
-use crate::tty::Console;
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{Capability, LinuxNamespaceType, Process};
 use std::collections::HashSet;
@@ -287,7 +287,7 @@ impl Runtime {
             return Ok(0);
         }
         Ok(match master {
-            Some(m) => crate::tty::relay(pid, &m, &set),
+            Some(m) => crate::process::tty::relay(pid, &m, &set),
             None => process::wait_forwarding(pid, &set),
         })
     }

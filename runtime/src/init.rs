@@ -9,12 +9,12 @@
 //! never returns into berth's code.
 
 use crate::cgroups::Cgroup;
-use crate::channel::{Channel, Msg};
 use crate::child::{self, Prog};
 use crate::error::{Error, Result, SysCtx};
 use crate::mounts;
-use crate::namespaces::Plan;
+use crate::process::channel::{Channel, Msg};
 use crate::process::exit_child;
+use crate::process::namespaces::Plan;
 use crate::spec::Bundle;
 use nix::sys::stat::Mode;
 use std::io::{Read, Write};
@@ -181,7 +181,7 @@ fn setup(a: &mut Args) -> Result<Prog> {
             cgroup,
             // Berth itself in one (rootless images, rootless podman)
             // counts too: mknod and v1 cgroup mounts are out of reach.
-            in_userns: a.ns.in_userns() || crate::rootless::in_user_namespace(),
+            in_userns: a.ns.in_userns() || crate::process::rootless::in_user_namespace(),
             new_cgroupns: a.ns.new_cgroup,
             idmapped: &a.idmapped,
         };

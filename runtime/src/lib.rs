@@ -18,15 +18,14 @@
 //! | --- | --- |
 //! | 4 lifecycle | container, exec, ops, update |
 //! | 3 process set-up | spawn, init, child |
-//! | 2 subsystems | spec, mounts, idmap, netdev, rdt, cgroups, systemd, devices, seccomp, security, hooks, tty, state, exe |
-//! | 1 primitives | namespaces, process, rootless, channel, netlink, resolve, newmount, mountinfo, tree, signal |
+//! | 2 subsystems | spec, mounts, idmap, netdev, rdt, cgroups, systemd, devices, seccomp, security, hooks, state, exe |
+//! | 1 primitives | process, netlink, resolve, newmount, mountinfo, tree |
 //! | 0 base | error, util |
 //!
 //! `spawn` is the parent side of `create`, `init` the child side; `child`
 //! holds what the init and an exec'd process both do before execve(2).
 
 mod cgroups;
-mod channel;
 mod child;
 mod container;
 mod devices;
@@ -38,7 +37,6 @@ mod idmap;
 mod init;
 mod mountinfo;
 mod mounts;
-pub mod namespaces;
 mod netdev;
 mod netlink;
 mod newmount;
@@ -46,18 +44,17 @@ mod ops;
 mod process;
 mod rdt;
 mod resolve;
-pub mod rootless;
 mod seccomp;
 mod security;
-pub mod signal;
 mod spawn;
 pub mod spec;
 mod state;
 mod systemd;
 mod tree;
-mod tty;
 mod update;
 pub mod util;
+
+pub use process::{namespaces, rootless, signal};
 
 /// The runtime-spec version berth implements (state documents, features,
 /// `--version`).

@@ -188,7 +188,7 @@ pub(crate) fn send_to_listener(
     if let Some(m) = s.listener_metadata() {
         doc["metadata"] = m.clone().into();
     }
-    crate::channel::send_with_fd(&conn, doc.to_string().as_bytes(), fd)
+    crate::process::channel::send_with_fd(&conn, doc.to_string().as_bytes(), fd)
         .map_err(|e| Error::sys(format!("send seccomp fd to {}", path.display()), e))
 }
 
@@ -197,7 +197,7 @@ pub(crate) fn send_to_listener(
 /// `listenerPath`, and releases the child with `Go`. `who` names the child
 /// in the error ("init", "exec").
 pub(crate) fn forward(
-    chan: &mut crate::channel::Channel,
+    chan: &mut crate::process::channel::Channel,
     spec: &oci_spec::runtime::Spec,
     pid: i32,
     state: serde_json::Value,
@@ -209,7 +209,7 @@ pub(crate) fn forward(
     let s = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
     let s = s.expect("the child only sends it for a seccomp config");
     send_to_listener(s, pid, state, &fd)?;
-    chan.send(&crate::channel::Msg::Go)
+    chan.send(&crate::process::channel::Msg::Go)
         .map_err(|e| Error::Init(format!("cannot release {who}: {e}")))
 }
 

@@ -6,11 +6,11 @@
 //! passed on on `Seccomp`.
 
 use crate::cgroups::Cgroup;
-use crate::channel::{self, Channel, Msg};
 use crate::error::{Error, Result, SysCtx};
 use crate::init;
-use crate::namespaces::Plan;
 use crate::process;
+use crate::process::channel::{self, Channel, Msg};
+use crate::process::namespaces::Plan;
 use crate::spec::Bundle;
 use crate::state::{self, Record, Status, START_SOCK};
 use std::os::fd::{AsRawFd, RawFd};
@@ -222,7 +222,7 @@ impl Spawn<'_> {
                 }
             } else {
                 let [(_, _, u), (_, _, g)] = maps;
-                crate::rootless::write_maps(
+                crate::process::rootless::write_maps(
                     pid,
                     u.as_deref().unwrap_or(&[]),
                     g.as_deref().unwrap_or(&[]),

@@ -130,7 +130,7 @@ pub fn plan(cgroups_path: &str, id: &str, user: bool) -> Result<Unit> {
         parent.join(&unit)
     };
     let cgroup = if user {
-        let uid = crate::rootless::host_uid();
+        let uid = crate::process::rootless::host_uid();
         PathBuf::from(format!("user.slice/user-{uid}.slice/user@{uid}.service")).join(cgroup)
     } else {
         cgroup
@@ -423,7 +423,7 @@ impl Bus {
                     if user {
                         // In a user namespace (rootless podman's), the bus
                         // knows berth by its uid outside.
-                        b.user_id(crate::rootless::host_uid())
+                        b.user_id(crate::process::rootless::host_uid())
                     } else {
                         b
                     }
@@ -614,7 +614,7 @@ mod tests {
         );
         // The user's manager: its slices are below user@UID.service.
         let u = plan("", "c2", true).unwrap();
-        let uid = crate::rootless::host_uid();
+        let uid = crate::process::rootless::host_uid();
         assert_eq!(
             (u.slice.as_str(), u.name.as_str()),
             ("user.slice", "berth-c2.scope")

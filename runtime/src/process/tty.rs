@@ -63,7 +63,7 @@ impl Console {
             return Ok(None);
         };
         let mut buf = [0u8; 256];
-        crate::channel::recv_with_fd(sock, &mut buf)
+        crate::process::channel::recv_with_fd(sock, &mut buf)
             .ctx(|| "receive the pty master".into())?
             .1
             .map(Some)
