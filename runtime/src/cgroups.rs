@@ -56,7 +56,7 @@ pub struct Layout {
 impl Layout {
     /// Reads the layout from /proc/self/mountinfo.
     pub fn detect() -> Result<Layout> {
-        let hierarchies = crate::mountinfo::read()?
+        let hierarchies = crate::fs::mountinfo::read()?
             .into_iter()
             .filter_map(|m| {
                 let v2 = match m.fstype.as_str() {

@@ -213,10 +213,10 @@ fn bind_dev_console(slave: &impl AsRawFd) -> Result<()> {
         Mode::empty(),
     )
     .ctx(|| "open /".into())?;
-    let target = crate::resolve::fresh_file_in_root(&root, Path::new("/dev/console"))
+    let target = crate::fs::resolve::fresh_file_in_root(&root, Path::new("/dev/console"))
         .ctx(|| "create /dev/console".into())?;
-    let tree = crate::newmount::clone_tree(slave.as_raw_fd(), c"", false)?;
-    crate::newmount::move_onto(&tree, &target)?;
+    let tree = crate::fs::newmount::clone_tree(slave.as_raw_fd(), c"", false)?;
+    crate::fs::newmount::move_onto(&tree, &target)?;
     Ok(())
 }
 

@@ -63,7 +63,7 @@ pub fn ensure_protected() -> Result<()> {
 
 /// A detached read-only bind mount of the running binary.
 fn ro_clone(exe: &std::fs::File) -> Result<OwnedFd> {
-    use crate::newmount::{clone_tree, set_attr, MOUNT_ATTR_RDONLY};
+    use crate::fs::newmount::{clone_tree, set_attr, MOUNT_ATTR_RDONLY};
     let fd = clone_tree(exe.as_raw_fd(), c"", false)?;
     set_attr(&fd, MOUNT_ATTR_RDONLY, false)?;
     Ok(fd)

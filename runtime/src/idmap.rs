@@ -14,8 +14,8 @@
 //! only when a config has such a mount (no thread is involved).
 
 use crate::error::{Error, Result, SysCtx};
+use crate::fs::newmount;
 use crate::mounts::parse_options;
-use crate::newmount;
 use crate::process;
 use nix::mount::MsFlags;
 use oci_spec::runtime::{LinuxIdMapping, Spec};

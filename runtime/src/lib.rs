@@ -18,8 +18,8 @@
 //! | --- | --- |
 //! | 4 lifecycle | container, exec, ops, update |
 //! | 3 process set-up | spawn, init, child |
-//! | 2 subsystems | spec, mounts, idmap, netdev, rdt, cgroups, systemd, devices, seccomp, security, hooks, state, exe |
-//! | 1 primitives | process, netlink, resolve, newmount, mountinfo, tree |
+//! | 2 subsystems | spec, mounts, idmap, net, rdt, cgroups, systemd, devices, seccomp, security, hooks, state, exe |
+//! | 1 primitives | process, fs |
 //! | 0 base | error, util |
 //!
 //! `spawn` is the parent side of `create`, `init` the child side; `child`
@@ -32,25 +32,21 @@ mod devices;
 mod error;
 pub mod exe;
 mod exec;
+mod fs;
 mod hooks;
 mod idmap;
 mod init;
-mod mountinfo;
 mod mounts;
-mod netdev;
-mod netlink;
-mod newmount;
+mod net;
 mod ops;
 mod process;
 mod rdt;
-mod resolve;
 mod seccomp;
 mod security;
 mod spawn;
 pub mod spec;
 mod state;
 mod systemd;
-mod tree;
 mod update;
 pub mod util;
 

@@ -5,7 +5,7 @@
 use crate::cgroups::Cgroup;
 use crate::devices::DEFAULT_DEVICES;
 use crate::error::{Error, Result, SysCtx};
-use crate::resolve::{mkdir_all_in_root, mkfile_in_root, open_in_root};
+use crate::fs::resolve::{mkdir_all_in_root, mkfile_in_root, open_in_root};
 use nix::fcntl::OFlag;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{makedev, mknodat, Mode, SFlag};
@@ -103,7 +103,7 @@ const MS_NOSYMFOLLOW: MsFlags = MsFlags::from_bits_retain(256);
 
 /// The recursive option `name` as (set, clear) MOUNT_ATTR_* bits.
 fn recursive(name: &str) -> Option<(u64, u64)> {
-    use crate::newmount::attr::*;
+    use crate::fs::newmount::attr::*;
     Some(match name {
         "rro" => (RDONLY, 0),
         "rrw" => (0, RDONLY),
@@ -376,9 +376,10 @@ pub fn apply_root_propagation(spec: &Spec) -> Result<()> {
 /// parent mount is shared, and the rootfs bind must not propagate to the
 /// host's peers.
 fn private_parent(rootfs: &Path) -> Result<()> {
-    let mounts = crate::mountinfo::read()?;
+    let mounts = crate::fs::mountinfo::read()?;
     let rootfs = std::fs::canonicalize(rootfs).map_err(|e| Error::io("rootfs", rootfs, e))?;
-    let Some(parent) = crate::mountinfo::containing(&mounts, &rootfs).filter(|m| m.shared()) else {
+    let Some(parent) = crate::fs::mountinfo::containing(&mounts, &rootfs).filter(|m| m.shared())
+    else {
         return Ok(());
     };
     let p = &parent.mount_point;
@@ -476,7 +477,7 @@ fn mount_one(
     let reopen = || open_in_root(root, dest, OFlag::O_PATH).ctx(|| "reopen target".into());
     if bind {
         match idmapped {
-            Some(tree) => crate::newmount::move_onto(tree, &target)?,
+            Some(tree) => crate::fs::newmount::move_onto(tree, &target)?,
             None => mount(
                 Some(&source),
                 &fdpath(&target),
@@ -528,7 +529,7 @@ fn mount_one(
         }
         if let Some(below) = below {
             let top = open_dir(&reopen()?)?;
-            crate::tree::copy(&below, &top).ctx(|| "tmpcopyup".into())?;
+            crate::fs::tree::copy(&below, &top).ctx(|| "tmpcopyup".into())?;
             if o.flags.contains(MsFlags::MS_RDONLY) {
                 let f = MsFlags::MS_REMOUNT | o.flags;
                 mount(None::<&str>, &fdpath(&reopen()?), None::<&str>, f, data)
@@ -537,7 +538,7 @@ fn mount_one(
         }
     }
     if o.rec_set != 0 || o.rec_clr != 0 {
-        crate::newmount::setattr(&reopen()?, o.rec_set, o.rec_clr, None, true)
+        crate::fs::newmount::setattr(&reopen()?, o.rec_set, o.rec_clr, None, true)
             .map_err(|e| Error::Other(format!("recursive mount options: {e}")))?;
     }
     if !o.prop.is_empty() {
@@ -843,7 +844,7 @@ fn make_device(ctx: &RootfsCtx, root: &OwnedFd, node: &Node) -> Result<()> {
     if ctx.in_userns {
         // mknod(2) is not allowed in a user namespace: bind the host's node
         // onto a fresh file (whatever the image had there is replaced).
-        let t = crate::resolve::fresh_file_in_root(root, path)
+        let t = crate::fs::resolve::fresh_file_in_root(root, path)
             .ctx(|| format!("create {}", path.display()))?;
         return mount(
             Some(path),
@@ -898,7 +899,7 @@ fn make_device(ctx: &RootfsCtx, root: &OwnedFd, node: &Node) -> Result<()> {
 /// (an image whose /dev/null links to a procfs file would otherwise
 /// expose that file where a mask was asked for: CVE-2025-31133).
 pub fn mask_and_readonly(spec: &Spec) -> Result<()> {
-    use crate::newmount as nm;
+    use crate::fs::newmount as nm;
     let Some(linux) = spec.linux() else {
         return Ok(());
     };
@@ -990,9 +991,9 @@ mod tests {
         let p = parse_options(&s(&["rbind", "rro", "rnoatime", "ridmap", "tmpcopyup"]));
         assert_eq!(
             p.rec_set,
-            crate::newmount::attr::RDONLY | crate::newmount::attr::NOATIME
+            crate::fs::newmount::attr::RDONLY | crate::fs::newmount::attr::NOATIME
         );
-        assert_eq!(p.rec_clr, crate::newmount::attr::ATIME);
+        assert_eq!(p.rec_clr, crate::fs::newmount::attr::ATIME);
         assert_eq!((p.idmap, p.tmpcopyup), (Some(true), true));
     }
 

@@ -11,7 +11,7 @@ const FIELD: &str = "linux.intelRdt";
 
 /// Where resctrl is mounted, if it is.
 pub(crate) fn mount_point() -> Result<Option<PathBuf>> {
-    Ok(crate::mountinfo::read()?
+    Ok(crate::fs::mountinfo::read()?
         .into_iter()
         .find(|m| m.fstype == "resctrl")
         .map(|m| m.mount_point))

@@ -246,7 +246,7 @@ impl Spawn<'_> {
             .and_then(|l| l.net_devices().as_ref())
             .is_some_and(|d| !d.is_empty())
         {
-            crate::netdev::move_all(spec, &self.netns(pid)?)?;
+            crate::net::netdev::move_all(spec, &self.netns(pid)?)?;
         }
         if let Some(adj) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
             std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())

@@ -6,7 +6,7 @@
 //! physical devices to the initial namespace and destroys virtual ones.
 
 use crate::error::{Error, Result, SysCtx};
-use crate::netlink::Socket;
+use crate::net::netlink::Socket;
 use oci_spec::runtime::Spec;
 use std::os::fd::OwnedFd;
 
