@@ -265,7 +265,7 @@ impl Runtime {
                     Ok(None) => return Ok(()),
                     Ok(Some(Msg::Seccomp)) => {
                         let state = self.store.state_json(&rec);
-                        crate::seccomp::forward(&mut parent, &spec, pid, state, "exec")?;
+                        crate::security::seccomp::forward(&mut parent, &spec, pid, state, "exec")?;
                     }
                     Ok(Some(Msg::Warning(w))) => crate::error::warn(&w),
                     Ok(Some(Msg::Error(m))) => return Err(Error::Init(m)),

@@ -18,7 +18,7 @@
 //! | --- | --- |
 //! | 4 lifecycle | container, exec, ops, update |
 //! | 3 process set-up | spawn, init, child |
-//! | 2 subsystems | spec, mounts, idmap, net, rdt, cgroups, systemd, devices, seccomp, security, hooks, state, exe |
+//! | 2 subsystems | spec, mounts, idmap, net, rdt, cgroups, systemd, devices, security, hooks, state |
 //! | 1 primitives | process, fs |
 //! | 0 base | error, util |
 //!
@@ -30,7 +30,6 @@ mod child;
 mod container;
 mod devices;
 mod error;
-pub mod exe;
 mod exec;
 mod fs;
 mod hooks;
@@ -41,7 +40,6 @@ mod net;
 mod ops;
 mod process;
 mod rdt;
-mod seccomp;
 mod security;
 mod spawn;
 pub mod spec;
@@ -51,6 +49,7 @@ mod update;
 pub mod util;
 
 pub use process::{namespaces, rootless, signal};
+pub use security::exe;
 
 /// The runtime-spec version berth implements (state documents, features,
 /// `--version`).
@@ -60,6 +59,6 @@ pub use container::{CreateOpts, Runtime};
 pub use error::{set_warning_handler, Error, Result};
 pub use exec::ExecOpts;
 pub use ops::features;
-pub use seccomp::libseccomp_version;
+pub use security::seccomp::libseccomp_version;
 pub use state::validate_id;
 pub use update::UpdateOpts;

@@ -195,7 +195,7 @@ pub fn features() -> Value {
                 // The user's manager, as the system's: where systemd runs.
                 "systemdUser": crate::systemd::available() && Layout::detect().is_ok_and(|l| l.unified()),
                 "rdma": host_has_controller("rdma")},
-            "seccomp": crate::seccomp::features(),
+            "seccomp": crate::security::seccomp::features(),
             // Labels are applied only where the host has the LSM enabled.
             "apparmor": {"enabled": crate::security::apparmor_enabled()},
             "selinux": {"enabled": crate::security::selinux_enabled()},
@@ -211,7 +211,7 @@ pub fn features() -> Value {
         },
         "annotations": {
             "io.github.berth.version": env!("CARGO_PKG_VERSION"),
-            "io.github.berth.libseccomp.version": crate::seccomp::libseccomp_version(),
+            "io.github.berth.libseccomp.version": crate::security::seccomp::libseccomp_version(),
             // crun's leniency, not runc's failure at mount time.
             "io.github.berth.selinux.mountLabel": if crate::security::selinux_enabled() {
                 "applied to tmpfs, devpts and mqueue mounts"

@@ -283,7 +283,7 @@ impl Spawn<'_> {
                     go(parent)?;
                 }
                 Ok(Some(Msg::Seccomp)) => {
-                    crate::seccomp::forward(parent, spec, pid, creating(), "init")?;
+                    crate::security::seccomp::forward(parent, spec, pid, creating(), "init")?;
                 }
                 Ok(Some(Msg::Warning(w))) => crate::error::warn(&w),
                 Ok(Some(Msg::Error(m))) => return Err(Error::Init(m)),
