@@ -89,7 +89,7 @@ fn stop_unit(rec: &Record) -> Result<()> {
     let Some(unit) = &rec.unit else {
         return Ok(());
     };
-    crate::systemd::Bus::connect(rec.user_unit)?.stop(unit)
+    crate::cgroups::systemd::Bus::connect(rec.user_unit)?.stop(unit)
 }
 
 /// SIGKILLs the container init (if still the recorded process) and waits
@@ -155,7 +155,7 @@ impl Runtime {
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_default();
         let (cgroup, shared_parent) = if o.systemd_cgroup {
-            let unit = crate::systemd::plan(&given, &o.id, o.rootless)?;
+            let unit = crate::cgroups::systemd::plan(&given, &o.id, o.rootless)?;
             (Cgroup::systemd(&layout, unit)?, false)
         } else if given.is_empty() {
             (Cgroup::plan(&layout, &format!("berth/{}", o.id))?, true)
@@ -168,7 +168,7 @@ impl Runtime {
             cgroup
         };
         let rdt = match linux.and_then(|l| l.intel_rdt().as_ref()) {
-            Some(r) => match crate::rdt::mount_point()? {
+            Some(r) => match crate::cgroups::rdt::mount_point()? {
                 Some(root) => Some((root, r)),
                 None => {
                     return Err(Error::invalid(
@@ -196,7 +196,7 @@ impl Runtime {
             hooks: bundle.spec.hooks().clone(),
             rdt: rdt
                 .as_ref()
-                .map(|(root, r)| crate::rdt::planned(root, r, &o.id))
+                .map(|(root, r)| crate::cgroups::rdt::planned(root, r, &o.id))
                 .unwrap_or_default(),
             ..Default::default()
         };
@@ -257,7 +257,7 @@ impl Runtime {
     fn cleanup(&self, rec: &Record) {
         let _ = cgroups::remove(&rec.cgroups);
         let _ = stop_unit(rec);
-        crate::rdt::remove(&rec.rdt);
+        crate::cgroups::rdt::remove(&rec.rdt);
         let _ = self.store.remove(&rec.id);
     }
 
@@ -391,7 +391,7 @@ impl Runtime {
         }
         cgroups::remove(&rec.cgroups)?;
         stop_unit(&rec)?;
-        crate::rdt::remove(&rec.rdt);
+        crate::cgroups::rdt::remove(&rec.rdt);
         self.store.remove(id)?;
         // poststop failures are warnings only (runtime.md step 13).
         let poststop = rec.hooks.as_ref().and_then(|h| h.poststop().as_ref());

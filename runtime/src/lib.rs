@@ -18,7 +18,7 @@
 //! | --- | --- |
 //! | 4 lifecycle | container, exec, ops, update |
 //! | 3 process set-up | spawn, init, child |
-//! | 2 subsystems | spec, mounts, idmap, net, rdt, cgroups, systemd, devices, security, hooks, state |
+//! | 2 subsystems | spec, mounts, idmap, net, cgroups, security, hooks, state |
 //! | 1 primitives | process, fs |
 //! | 0 base | error, util |
 //!
@@ -28,7 +28,6 @@
 mod cgroups;
 mod child;
 mod container;
-mod devices;
 mod error;
 mod exec;
 mod fs;
@@ -39,12 +38,10 @@ mod mounts;
 mod net;
 mod ops;
 mod process;
-mod rdt;
 mod security;
 mod spawn;
 pub mod spec;
 mod state;
-mod systemd;
 mod update;
 pub mod util;
 

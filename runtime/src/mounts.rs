@@ -2,8 +2,8 @@
 //! the container init performs in its new mount namespace: propagation, the
 //! rootfs bind, every `mounts` entry, devices, then pivot_root(2).
 
+use crate::cgroups::devices::DEFAULT_DEVICES;
 use crate::cgroups::Cgroup;
-use crate::devices::DEFAULT_DEVICES;
 use crate::error::{Error, Result, SysCtx};
 use crate::fs::resolve::{mkdir_all_in_root, mkfile_in_root, open_in_root};
 use nix::fcntl::OFlag;

@@ -178,7 +178,7 @@ fn host_has_controller(c: &str) -> bool {
 /// this build and this host.
 pub fn features() -> Value {
     let caps: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
-    let resctrl = crate::rdt::mount_point().ok().flatten();
+    let resctrl = crate::cgroups::rdt::mount_point().ok().flatten();
     let monitoring = resctrl
         .as_ref()
         .is_some_and(|r| r.join("mon_groups").is_dir());
@@ -191,9 +191,9 @@ pub fn features() -> Value {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,
             "cgroup": {"v1": true, "v2": true,
-                "systemd": crate::systemd::available() && Layout::detect().is_ok_and(|l| l.unified()),
+                "systemd": crate::cgroups::systemd::available() && Layout::detect().is_ok_and(|l| l.unified()),
                 // The user's manager, as the system's: where systemd runs.
-                "systemdUser": crate::systemd::available() && Layout::detect().is_ok_and(|l| l.unified()),
+                "systemdUser": crate::cgroups::systemd::available() && Layout::detect().is_ok_and(|l| l.unified()),
                 "rdma": host_has_controller("rdma")},
             "seccomp": crate::security::seccomp::features(),
             // Labels are applied only where the host has the LSM enabled.

@@ -108,7 +108,7 @@ impl Spawn<'_> {
         let res = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
         let devices = match self.rootless {
             true => None,
-            false => crate::devices::rules(spec.linux().as_ref())?,
+            false => crate::cgroups::devices::rules(spec.linux().as_ref())?,
         };
         self.cgroup.create(res, devices.as_deref())?;
         let listener = if self.immediate {
@@ -206,7 +206,7 @@ impl Spawn<'_> {
         &self,
         parent: &mut Channel,
         cloned: process::Cloned,
-        devices: Option<&[crate::devices::Rule]>,
+        devices: Option<&[crate::cgroups::devices::Rule]>,
     ) -> Result<Option<PathBuf>> {
         let spec = &self.bundle.spec;
         let pid = cloned.pid;
@@ -238,7 +238,7 @@ impl Spawn<'_> {
             spec.annotations().as_ref(),
         )?;
         if let Some((root, rdt)) = self.rdt {
-            crate::rdt::apply(root, rdt, &self.rec.id, pid)?;
+            crate::cgroups::rdt::apply(root, rdt, &self.rec.id, pid)?;
         }
         if spec
             .linux()

@@ -107,8 +107,8 @@ impl Runtime {
             // then the files, exactly; what is refused is refused before
             // systemd writes anything.
             cg.check(res)?;
-            let props = crate::systemd::resource_properties(res)?;
-            crate::systemd::Bus::connect(rec.user_unit)?.set(unit, props)?;
+            let props = crate::cgroups::systemd::resource_properties(res)?;
+            crate::cgroups::systemd::Bus::connect(rec.user_unit)?.set(unit, props)?;
         }
         cg.apply(res)
     }

@@ -11,138 +11,30 @@
 //! taken relative to berth's own cgroup (on a unified host, to its parent,
 //! which has no processes), absolute ones to the hierarchy root (runc's
 //! rules). Only the directories berth creates are removed on delete.
+//!
+//! The folder: `layout` (hierarchies and paths), `limits` (what v1 and v2
+//! share), `v1` and `v2` (each hierarchy's limit files), `devices` (the
+//! device cgroup: v1 rules or the v2 eBPF program), `rdt` (`intelRdt`
+//! through resctrl), `systemd` (the systemd driver: units over D-Bus).
+
+pub mod devices;
+mod layout;
+mod limits;
+pub mod rdt;
+pub mod systemd;
+mod v1;
+mod v2;
+
+pub use layout::{Hierarchy, Layout};
 
 use crate::error::{Error, Result};
+use layout::{host_dir, own_cgroup, parse_path};
+use limits::{hugetlb, limits_asked, rdma};
 use oci_spec::runtime::LinuxResources;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-
-/// One mounted cgroup hierarchy.
-#[derive(Clone, Debug)]
-pub struct Hierarchy {
-    /// Where it is mounted on the host.
-    pub mount: PathBuf,
-    /// The path inside the hierarchy that is mounted there ("/" usually).
-    pub mount_root: PathBuf,
-    /// v1 controllers (and `name=` options); empty for cgroup2.
-    pub controllers: Vec<String>,
-    pub v2: bool,
-}
-
-impl Hierarchy {
-    /// The directory name to use under a container's cgroup mount.
-    pub fn name(&self) -> String {
-        if self.v2 {
-            "unified".into()
-        } else {
-            self.controllers
-                .iter()
-                .map(|c| c.strip_prefix("name=").unwrap_or(c))
-                .collect::<Vec<_>>()
-                .join(",")
-        }
-    }
-    fn has(&self, c: &str) -> bool {
-        self.controllers.iter().any(|x| x == c)
-    }
-}
-
-/// The host's cgroup layout.
-#[derive(Clone, Debug)]
-pub struct Layout {
-    pub hierarchies: Vec<Hierarchy>,
-}
-
-impl Layout {
-    /// Reads the layout from /proc/self/mountinfo.
-    pub fn detect() -> Result<Layout> {
-        let hierarchies = crate::fs::mountinfo::read()?
-            .into_iter()
-            .filter_map(|m| {
-                let v2 = match m.fstype.as_str() {
-                    "cgroup2" => true,
-                    "cgroup" => false,
-                    _ => return None,
-                };
-                let controllers = if v2 {
-                    Vec::new()
-                } else {
-                    let skip = ["noprefix", "clone_children", "xattr", "cpuset_v2_mode"];
-                    m.super_options
-                        .split(',')
-                        .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("release_agent"))
-                        .filter(|o| !skip.contains(o))
-                        .map(str::to_string)
-                        .collect()
-                };
-                Some(Hierarchy {
-                    mount: m.mount_point,
-                    mount_root: m.root,
-                    controllers,
-                    v2,
-                })
-            })
-            .collect();
-        Ok(Layout { hierarchies })
-    }
-
-    /// A host with only cgroup2 mounted.
-    pub fn unified(&self) -> bool {
-        !self.hierarchies.is_empty() && self.hierarchies.iter().all(|h| h.v2)
-    }
-}
-
-/// berth's own cgroup in a hierarchy, from /proc/self/cgroup.
-fn own_cgroup(own: &str, h: &Hierarchy) -> PathBuf {
-    for line in own.lines() {
-        let mut f = line.splitn(3, ':');
-        let (_, ctrls, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or("/"));
-        let matches = if h.v2 {
-            ctrls.is_empty()
-        } else {
-            let set: Vec<&str> = ctrls.split(',').collect();
-            !ctrls.is_empty() && h.controllers.iter().all(|c| set.contains(&c.as_str()))
-        };
-        if matches {
-            return PathBuf::from(path);
-        }
-    }
-    PathBuf::from("/")
-}
-
-/// The host directory of cgroup path `cg` (absolute within the hierarchy).
-fn host_dir(h: &Hierarchy, cg: &Path) -> PathBuf {
-    let rel = cg.strip_prefix(&h.mount_root).unwrap_or(cg);
-    let rel = rel.strip_prefix("/").unwrap_or(rel);
-    h.mount.join(rel)
-}
-
-/// Splits `cgroupsPath` into (absolute?, components), refusing `..`.
-fn parse_path(path: &str) -> Result<(bool, Vec<&str>)> {
-    let comps: Vec<&str> = path
-        .split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .collect();
-    if comps.contains(&"..") {
-        return Err(Error::invalid(
-            "linux.cgroupsPath",
-            format!("{path:?} contains .."),
-        ));
-    }
-    if path.contains(':') && !path.starts_with('/') {
-        return Err(Error::invalid(
-            "linux.cgroupsPath",
-            format!("{path:?} looks like a systemd slice:prefix:name path; --systemd-cgroup is not supported yet"),
-        ));
-    }
-    if comps.is_empty() {
-        return Err(Error::invalid(
-            "linux.cgroupsPath",
-            format!("{path:?} names no cgroup"),
-        ));
-    }
-    Ok((path.starts_with('/'), comps))
-}
+use v1::apply_v1;
+use v2::{apply_v2, check_memory_v2, enable_controllers, needed_v2, unified_map, DEFAULT_V2};
 
 /// The container's cgroup, one directory per hierarchy.
 pub struct Cgroup {
@@ -151,7 +43,7 @@ pub struct Cgroup {
     unified: bool,
     /// The systemd driver's unit: systemd makes the directory (after the
     /// clone, around the init's pid) instead of berth.
-    pub unit: Option<crate::systemd::Unit>,
+    pub unit: Option<crate::cgroups::systemd::Unit>,
     /// Rootless without a cgroup of its own: the cgroups the container
     /// stays in (berth's caller's), for its `cgroup` mount only; never
     /// written, joined, frozen or removed.
@@ -197,7 +89,7 @@ impl Cgroup {
     /// The systemd driver's cgroup: the unit's directory in the cgroup2
     /// hierarchy. cgroup v2 only (as berth refuses hybrid and v1 hosts
     /// for this driver; runc's v1 systemd driver is not followed).
-    pub fn systemd(layout: &Layout, unit: crate::systemd::Unit) -> Result<Cgroup> {
+    pub fn systemd(layout: &Layout, unit: crate::cgroups::systemd::Unit) -> Result<Cgroup> {
         let h = match &layout.hierarchies[..] {
             [h] if h.v2 => h.clone(),
             _ => {
@@ -305,7 +197,7 @@ impl Cgroup {
     pub fn create(
         &self,
         res: Option<&LinuxResources>,
-        devices: Option<&[crate::devices::Rule]>,
+        devices: Option<&[crate::cgroups::devices::Rule]>,
     ) -> Result<()> {
         if self.unit.is_some() {
             // systemd makes it once the init exists (`place`).
@@ -327,9 +219,9 @@ impl Cgroup {
         if let Some(rules) = devices {
             for (h, leaf) in &self.dirs {
                 if h.v2 && self.unified {
-                    crate::devices::apply_v2(leaf, rules)?;
+                    crate::cgroups::devices::apply_v2(leaf, rules)?;
                 } else if !h.v2 && h.has("devices") {
-                    crate::devices::apply_v1(leaf, rules)?;
+                    crate::cgroups::devices::apply_v1(leaf, rules)?;
                 }
             }
         }
@@ -424,14 +316,14 @@ impl Cgroup {
         child: crate::process::Cloned,
         id: &str,
         res: Option<&LinuxResources>,
-        devices: Option<&[crate::devices::Rule]>,
+        devices: Option<&[crate::cgroups::devices::Rule]>,
         annotations: Option<&std::collections::HashMap<String, String>>,
     ) -> Result<Option<PathBuf>> {
         let Some(unit) = &self.unit else {
             self.add(child)?;
             return Ok(None);
         };
-        use crate::systemd;
+        use crate::cgroups::systemd;
         let mut props = match res {
             Some(r) => systemd::resource_properties(r)?,
             None => Vec::new(),
@@ -464,7 +356,7 @@ impl Cgroup {
             placed.apply(res)?;
         }
         if let Some(rules) = devices {
-            crate::devices::apply_v2(&dir, rules)?;
+            crate::cgroups::devices::apply_v2(&dir, rules)?;
         }
         Ok(Some(dir))
     }
@@ -596,391 +488,6 @@ fn writable(h: &Hierarchy, leaf: &Path) -> bool {
     false
 }
 
-/// The first section of `res` that asks for a limit (device rules aside),
-/// by its config name.
-fn limits_asked(res: &LinuxResources) -> Option<&'static str> {
-    let m = res.memory().as_ref();
-    let c = res.cpu().as_ref();
-    let b = res.block_io().as_ref();
-    let any = |v: &[bool]| v.iter().any(|x| *x);
-    [
-        (
-            "memory",
-            m.is_some_and(|m| {
-                any(&[
-                    m.limit().is_some(),
-                    m.reservation().is_some(),
-                    m.swap().is_some(),
-                    m.kernel().is_some(),
-                    m.kernel_tcp().is_some(),
-                    m.swappiness().is_some(),
-                    m.disable_oom_killer().is_some(),
-                ])
-            }),
-        ),
-        (
-            "cpu",
-            c.is_some_and(|c| {
-                any(&[
-                    c.shares().is_some(),
-                    c.quota().is_some(),
-                    c.period().is_some(),
-                    c.realtime_runtime().is_some(),
-                    c.realtime_period().is_some(),
-                    c.cpus().as_ref().is_some_and(|s| !s.is_empty()),
-                    c.mems().as_ref().is_some_and(|s| !s.is_empty()),
-                    c.idle().is_some(),
-                ])
-            }),
-        ),
-        ("pids", res.pids().is_some()),
-        (
-            "blockIO",
-            b.is_some_and(|b| {
-                b.weight().is_some()
-                    || b.leaf_weight().is_some()
-                    || [
-                        b.throttle_read_bps_device().as_ref(),
-                        b.throttle_write_bps_device().as_ref(),
-                        b.throttle_read_iops_device().as_ref(),
-                        b.throttle_write_iops_device().as_ref(),
-                    ]
-                    .iter()
-                    .any(|v| v.is_some_and(|v| !v.is_empty()))
-                    || b.weight_device().as_ref().is_some_and(|v| !v.is_empty())
-            }),
-        ),
-        (
-            "hugepageLimits",
-            res.hugepage_limits()
-                .as_ref()
-                .is_some_and(|v| !v.is_empty()),
-        ),
-        ("network", res.network().is_some()),
-        ("rdma", res.rdma().as_ref().is_some_and(|v| !v.is_empty())),
-        (
-            "unified",
-            res.unified().as_ref().is_some_and(|v| !v.is_empty()),
-        ),
-    ]
-    .into_iter()
-    .find(|(_, asked)| *asked)
-    .map(|(name, _)| name)
-}
-
-/// The controllers berth enables for every container on a unified host.
-const DEFAULT_V2: &[&str] = &["cpu", "cpuset", "memory", "pids", "io", "hugetlb", "rdma"];
-
-/// cgroup2 controllers the config needs by name: hugetlb for
-/// hugepageLimits, rdma, and those the `unified` map's keys start with.
-fn needed_v2(res: Option<&LinuxResources>) -> Vec<String> {
-    let mut v = Vec::new();
-    let Some(res) = res else { return v };
-    if res
-        .hugepage_limits()
-        .as_ref()
-        .is_some_and(|l| !l.is_empty())
-    {
-        v.push("hugetlb".to_string());
-    }
-    if res.rdma().as_ref().is_some_and(|r| !r.is_empty()) {
-        v.push("rdma".to_string());
-    }
-    for k in res.unified().iter().flatten().map(|(k, _)| k) {
-        if let Some((c, _)) = k.split_once('.') {
-            if c != "cgroup" && !v.iter().any(|x| x == c) {
-                v.push(c.to_string());
-            }
-        }
-    }
-    v
-}
-
-/// Enables controllers in every ancestor's `cgroup.subtree_control` down to
-/// the leaf's parent: of `defaults`, those the host has; every one of
-/// `needed` (an error naming it where the host lacks it).
-fn enable_controllers(
-    mount: &Path,
-    leaf: &Path,
-    defaults: &[&str],
-    needed: &[String],
-) -> Result<()> {
-    let rel = leaf.strip_prefix(mount).unwrap_or(leaf);
-    let mut d = mount.to_path_buf();
-    let comps: Vec<_> = rel.components().collect();
-    for (i, c) in comps.iter().enumerate() {
-        let avail = std::fs::read_to_string(d.join("cgroup.controllers")).unwrap_or_default();
-        let have = std::fs::read_to_string(d.join("cgroup.subtree_control")).unwrap_or_default();
-        let has = |list: &str, c: &str| list.split_whitespace().any(|a| a == c);
-        if let Some(n) = needed.iter().find(|n| !has(&avail, n)) {
-            return Err(Error::invalid(
-                "linux.resources",
-                format!(
-                    "the {n} cgroup controller is not available in {} (it has: {})",
-                    d.display(),
-                    avail.trim()
-                ),
-            ));
-        }
-        let want: Vec<String> = defaults
-            .iter()
-            .copied()
-            .chain(needed.iter().map(String::as_str))
-            .filter(|c| has(&avail, c) && !has(&have, c))
-            .map(|c| format!("+{c}"))
-            .collect();
-        if !want.is_empty() {
-            match write(&d, "cgroup.subtree_control", &want.join(" ")) {
-                // Above a subtree delegated to a rootless user, the
-                // defaults are whatever the delegation enabled.
-                Err(Error::Io { err, .. })
-                    if err.kind() == ErrorKind::PermissionDenied
-                        && !want.iter().any(|w| needed.iter().any(|n| w[1..] == **n)) => {}
-                r => r?,
-            }
-        }
-        d.push(c);
-        if i + 1 < comps.len() {
-            match std::fs::create_dir(&d) {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(Error::io("cannot create cgroup", &d, e)),
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Whether controller `c` acts on directory `d` of hierarchy `h` (v1: the
-/// hierarchy has it; v2: it is enabled for the directory).
-fn controls(h: &Hierarchy, d: &Path, c: &str) -> bool {
-    if h.v2 {
-        read_list(d, "cgroup.controllers").iter().any(|x| x == c)
-    } else {
-        h.has(c)
-    }
-}
-
-/// hugepageLimits in one hierarchy, if it has the hugetlb controller:
-/// reservation limits where the kernel has them (`rsvd`), else usage
-/// limits (config-linux.md "Huge page limits"). Returns whether it did.
-fn hugetlb(h: &Hierarchy, d: &Path, res: &LinuxResources) -> Result<bool> {
-    let Some(limits) = res.hugepage_limits().as_ref().filter(|l| !l.is_empty()) else {
-        return Ok(false);
-    };
-    if !controls(h, d, "hugetlb") {
-        return Ok(false);
-    }
-    for l in limits {
-        let size = l.page_size();
-        let (rsvd, plain) = if h.v2 {
-            (
-                format!("hugetlb.{size}.rsvd.max"),
-                format!("hugetlb.{size}.max"),
-            )
-        } else {
-            (
-                format!("hugetlb.{size}.rsvd.limit_in_bytes"),
-                format!("hugetlb.{size}.limit_in_bytes"),
-            )
-        };
-        let file = if d.join(&rsvd).exists() { rsvd } else { plain };
-        if !d.join(&file).exists() {
-            return Err(Error::invalid(
-                "linux.resources.hugepageLimits",
-                format!("pageSize {size}: this host has no such huge page size"),
-            ));
-        }
-        write(d, &file, &l.limit().to_string())?;
-    }
-    Ok(true)
-}
-
-/// linux.resources.rdma in one hierarchy, if it has the rdma controller.
-fn rdma(h: &Hierarchy, d: &Path, res: &LinuxResources) -> Result<bool> {
-    let Some(devs) = res.rdma().as_ref().filter(|r| !r.is_empty()) else {
-        return Ok(false);
-    };
-    if !controls(h, d, "rdma") {
-        return Ok(false);
-    }
-    for (dev, r) in devs {
-        let n = |v: Option<u32>| v.map_or("max".to_string(), |v| v.to_string());
-        let line = format!(
-            "{dev} hca_handle={} hca_object={}",
-            n(r.hca_handles()),
-            n(r.hca_objects())
-        );
-        write(d, "rdma.max", &line)
-            .map_err(|e| Error::invalid(format!("linux.resources.rdma.{dev}"), e.to_string()))?;
-    }
-    Ok(true)
-}
-
-/// The `unified` map (config-linux.md "Unified"): each key a file of the
-/// container's cgroup2 directory, written as given. Keys are plain file
-/// names; the controllers they need were enabled at create.
-fn unified_map(d: &Path, res: &LinuxResources) -> Result<()> {
-    let Some(map) = res.unified().as_ref() else {
-        return Ok(());
-    };
-    let mut keys: Vec<_> = map.iter().collect();
-    keys.sort();
-    for (k, v) in keys {
-        let field = format!("linux.resources.unified.{k}");
-        if k.is_empty() || k.contains('/') || k.starts_with('.') {
-            return Err(Error::invalid(field, "not a cgroup file name"));
-        }
-        if !d.join(k).exists() {
-            return Err(Error::invalid(
-                field,
-                format!(
-                    "{} has no such file (is its controller enabled?)",
-                    d.display()
-                ),
-            ));
-        }
-        write(d, k, v).map_err(|e| Error::invalid(field, e.to_string()))?;
-    }
-    Ok(())
-}
-
-fn read_list(d: &Path, f: &str) -> Vec<String> {
-    std::fs::read_to_string(d.join(f))
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(str::to_string)
-        .collect()
-}
-
-fn limit(v: i64) -> String {
-    if v < 0 {
-        "max".into()
-    } else {
-        v.to_string()
-    }
-}
-
-/// `memory.checkBeforeUpdate`: a limit below the current usage is refused
-/// (cgroup v2 would OOM-kill instead, where v1 refuses by itself).
-fn check_memory_v2(d: &Path, res: &LinuxResources) -> Result<()> {
-    let Some(m) = res.memory() else { return Ok(()) };
-    if let (Some(l), Some(true)) = (m.limit(), m.check_before_update()) {
-        let current = read_list(d, "memory.current")
-            .first()
-            .and_then(|c| c.parse::<i64>().ok())
-            .unwrap_or(0);
-        if l >= 0 && l < current {
-            return Err(Error::invalid(
-                "linux.resources.memory.limit",
-                format!("{l} is below the current usage {current} (checkBeforeUpdate)"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn apply_v2(d: &Path, res: &LinuxResources) -> Result<()> {
-    check_memory_v2(d, res)?;
-    if let Some(m) = res.memory() {
-        if let Some(l) = m.limit() {
-            write(d, "memory.max", &limit(l))?;
-        }
-        if let Some(r) = m.reservation() {
-            write(d, "memory.low", &limit(r))?;
-        }
-        if let Some(s) = m.swap() {
-            // The spec's swap is memory+swap; cgroup2 limits swap alone.
-            let v = match (s, m.limit()) {
-                (-1, _) => "max".to_string(),
-                (s, Some(l)) if l >= 0 => (s - l).max(0).to_string(),
-                (s, _) => s.to_string(),
-            };
-            if d.join("memory.swap.max").exists() {
-                write(d, "memory.swap.max", &v)?;
-            }
-        }
-    }
-    if let Some(c) = res.cpu() {
-        if let Some(shares) = c.shares().filter(|s| *s > 0) {
-            // runc's conversion of the [2, 262144] shares range to [1, 10000].
-            let w = 1 + (shares.clamp(2, 262_144) - 2) * 9999 / 262_142;
-            write(d, "cpu.weight", &w.to_string())?;
-        }
-        if c.quota().is_some() || c.period().is_some() {
-            let q = c
-                .quota()
-                .filter(|q| *q > 0)
-                .map_or("max".to_string(), |q| q.to_string());
-            let p = c.period().unwrap_or(100_000);
-            write(d, "cpu.max", &format!("{q} {p}"))?;
-        }
-        if let Some(cpus) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
-            write(d, "cpuset.cpus", cpus)?;
-        }
-        if let Some(mems) = c.mems().as_deref().filter(|s| !s.is_empty()) {
-            write(d, "cpuset.mems", mems)?;
-        }
-    }
-    if let Some(p) = res.pids() {
-        if p.limit() != 0 {
-            write(d, "pids.max", &limit(p.limit()))?;
-        }
-    }
-    Ok(())
-}
-
-fn apply_v1(h: &Hierarchy, d: &Path, res: &LinuxResources) -> Result<()> {
-    if h.has("memory") {
-        if let Some(m) = res.memory() {
-            if let Some(l) = m.limit() {
-                // Raise memsw first when it would be below the new limit.
-                if let Some(s) = m.swap().filter(|s| *s == -1 || *s >= l.max(0)) {
-                    let _ = write(d, "memory.memsw.limit_in_bytes", &s.to_string());
-                }
-                write(d, "memory.limit_in_bytes", &l.to_string())?;
-            }
-            if let Some(s) = m.swap() {
-                if d.join("memory.memsw.limit_in_bytes").exists() {
-                    write(d, "memory.memsw.limit_in_bytes", &s.to_string())?;
-                }
-            }
-            if let Some(r) = m.reservation() {
-                write(d, "memory.soft_limit_in_bytes", &r.to_string())?;
-            }
-        }
-    }
-    if let Some(c) = res.cpu() {
-        if h.has("cpu") {
-            if let Some(s) = c.shares().filter(|s| *s > 0) {
-                write(d, "cpu.shares", &s.to_string())?;
-            }
-            if let Some(p) = c.period().filter(|p| *p > 0) {
-                write(d, "cpu.cfs_period_us", &p.to_string())?;
-            }
-            if let Some(q) = c.quota().filter(|q| *q != 0) {
-                write(d, "cpu.cfs_quota_us", &q.to_string())?;
-            }
-        }
-        if h.has("cpuset") {
-            if let Some(cpus) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
-                write(d, "cpuset.cpus", cpus)?;
-            }
-            if let Some(mems) = c.mems().as_deref().filter(|s| !s.is_empty()) {
-                write(d, "cpuset.mems", mems)?;
-            }
-        }
-    }
-    if h.has("pids") {
-        if let Some(p) = res.pids() {
-            if p.limit() != 0 {
-                write(d, "pids.max", &limit(p.limit()))?;
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Pids in the container's cgroup (every hierarchy holds the same ones).
 pub fn procs(leaves: &[PathBuf]) -> Vec<i32> {
     leaves
@@ -1037,37 +544,4 @@ pub fn remove(cgroups: &[Vec<PathBuf>]) -> Result<()> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths() {
-        assert!(parse_path("../x").is_err());
-        assert!(parse_path("/").is_err());
-        assert_eq!(parse_path("/a/b").unwrap(), (true, vec!["a", "b"]));
-        assert_eq!(parse_path("a//b/").unwrap(), (false, vec!["a", "b"]));
-    }
-
-    #[test]
-    fn own_cgroup_lines() {
-        let own = "4:memory:/x/y\n3:cpu,cpuacct:/c\n0::/u\n";
-        let h = |c: &[&str], v2| Hierarchy {
-            mount: "/sys/fs/cgroup/m".into(),
-            mount_root: "/".into(),
-            controllers: c.iter().map(|s| s.to_string()).collect(),
-            v2,
-        };
-        assert_eq!(
-            own_cgroup(own, &h(&["memory"], false)),
-            PathBuf::from("/x/y")
-        );
-        assert_eq!(
-            own_cgroup(own, &h(&["cpu", "cpuacct"], false)),
-            PathBuf::from("/c")
-        );
-        assert_eq!(own_cgroup(own, &h(&[], true)), PathBuf::from("/u"));
-    }
 }
