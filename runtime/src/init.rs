@@ -11,10 +11,10 @@
 use crate::cgroups::Cgroup;
 use crate::child::{self, Prog};
 use crate::error::{Error, Result, SysCtx};
-use crate::mounts;
 use crate::process::channel::{Channel, Msg};
 use crate::process::exit_child;
 use crate::process::namespaces::Plan;
+use crate::rootfs;
 use crate::spec::Bundle;
 use nix::sys::stat::Mode;
 use std::io::{Read, Write};
@@ -40,7 +40,7 @@ pub(crate) struct Args<'a> {
     /// berth's lock on the state directory, closed first thing.
     pub lock_fd: std::os::fd::RawFd,
     /// Idmapped mounts the parent made (see `idmap.rs`).
-    pub idmapped: crate::idmap::Trees,
+    pub idmapped: crate::rootfs::idmap::Trees,
 }
 
 /// Entry point in the child; never returns.
@@ -174,7 +174,7 @@ fn setup(a: &mut Args) -> Result<Prog> {
         )
     };
     if a.ns.new_mount {
-        let ctx = mounts::RootfsCtx {
+        let ctx = rootfs::RootfsCtx {
             spec,
             bundle: &a.bundle.dir,
             rootfs: &a.bundle.rootfs,
@@ -185,7 +185,7 @@ fn setup(a: &mut Args) -> Result<Prog> {
             new_cgroupns: a.ns.new_cgroup,
             idmapped: &a.idmapped,
         };
-        mounts::prepare_rootfs(&ctx, a.no_pivot, &mut before_pivot)?;
+        rootfs::prepare_rootfs(&ctx, a.no_pivot, &mut before_pivot)?;
     } else {
         before_pivot()?;
         if a.ns.shared_mount {
@@ -209,7 +209,7 @@ fn setup(a: &mut Args) -> Result<Prog> {
     crate::security::apply_sysctl(spec.linux().as_ref())?;
     // Masks and read-only paths last: sysctl writes go through /proc/sys.
     if a.ns.new_mount {
-        mounts::mask_and_readonly(spec)?;
+        rootfs::mask_and_readonly(spec)?;
         if spec
             .root()
             .as_ref()
@@ -217,7 +217,7 @@ fn setup(a: &mut Args) -> Result<Prog> {
         {
             remount_root_ro()?;
         }
-        mounts::apply_root_propagation(spec)?;
+        rootfs::apply_root_propagation(spec)?;
     }
     child::finish_process(process, spec.linux().as_ref(), a.preserve_fds)
 }

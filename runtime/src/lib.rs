@@ -18,7 +18,7 @@
 //! | --- | --- |
 //! | 4 lifecycle | container, exec, ops, update |
 //! | 3 process set-up | spawn, init, child |
-//! | 2 subsystems | spec, mounts, idmap, net, cgroups, security, hooks, state |
+//! | 2 subsystems | spec, rootfs, net, cgroups, security, hooks, state |
 //! | 1 primitives | process, fs |
 //! | 0 base | error, util |
 //!
@@ -32,12 +32,11 @@ mod error;
 mod exec;
 mod fs;
 mod hooks;
-mod idmap;
 mod init;
-mod mounts;
 mod net;
 mod ops;
 mod process;
+mod rootfs;
 mod security;
 mod spawn;
 pub mod spec;

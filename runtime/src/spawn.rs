@@ -121,7 +121,7 @@ impl Spawn<'_> {
                     .map_err(|e| Error::io("cannot listen on", d.join(START_SOCK), e))?,
             )
         };
-        let idmapped = crate::idmap::prepare(spec, &self.bundle.dir)?;
+        let idmapped = crate::rootfs::idmap::prepare(spec, &self.bundle.dir)?;
         let cg_fd = self.cgroup.clone_into_fd()?;
         if let Some(p) = &self.ns.join_pid {
             let f = std::fs::File::open(p).map_err(|e| Error::io("open namespace", p, e))?;

@@ -199,7 +199,7 @@ pub fn validate(spec: &Spec) -> std::result::Result<(), String> {
         }
     }
     crate::security::check_lsm(Some(process), linux).map_err(|e| e.to_string())?;
-    crate::mounts::check(spec)?;
+    crate::rootfs::check(spec)?;
     if linux
         .and_then(|l| l.net_devices().as_ref())
         .is_some_and(|d| !d.is_empty())

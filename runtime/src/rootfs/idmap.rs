@@ -3,7 +3,7 @@
 //! before the clone, as a detached copy of the source
 //! (open_tree(OPEN_TREE_CLONE)) with MOUNT_ATTR_IDMAP set from a user
 //! namespace that has the mount's mapping; the init inherits the fds and
-//! moves the trees onto their destinations (`mounts.rs`).
+//! moves the trees onto their destinations (`rootfs/`).
 //!
 //! The mapping reads like a user namespace's: a file owned by
 //! `containerID + n` on disk is seen as `hostID + n` through the mount, so
@@ -15,8 +15,8 @@
 
 use crate::error::{Error, Result, SysCtx};
 use crate::fs::newmount;
-use crate::mounts::parse_options;
 use crate::process;
+use crate::rootfs::parse_options;
 use nix::mount::MsFlags;
 use oci_spec::runtime::{LinuxIdMapping, Spec};
 use std::os::fd::OwnedFd;
@@ -54,7 +54,7 @@ fn userns(uids: &[LinuxIdMapping], gids: &[LinuxIdMapping]) -> Result<OwnedFd> {
 }
 
 /// The idmapped trees of `spec`'s mounts (bundle-relative sources are
-/// taken from `bundle`). Checked beforehand by `mounts::check`.
+/// taken from `bundle`). Checked beforehand by `rootfs::check`.
 pub(crate) fn prepare(spec: &Spec, bundle: &Path) -> Result<Trees> {
     let mut trees = Vec::new();
     // One user namespace per distinct mapping.
