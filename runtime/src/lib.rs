@@ -14,34 +14,33 @@
 //! import graph has no cycle (`tests/layering.rs` checks both from this
 //! table):
 //!
-//! | layer | modules |
+//! | layer | units (a file or a folder under src/) |
 //! | --- | --- |
-//! | 4 lifecycle | container, exec, ops, update |
-//! | 3 process set-up | spawn, init, child |
+//! | 4 operations | lifecycle |
+//! | 3 process set-up | launch |
 //! | 2 subsystems | spec, rootfs, net, cgroups, security, hooks, state |
 //! | 1 primitives | process, fs |
 //! | 0 base | error, util |
 //!
-//! `spawn` is the parent side of `create`, `init` the child side; `child`
-//! holds what the init and an exec'd process both do before execve(2).
+//! The folders: `lifecycle/` (container, exec, ops, update), `launch/`
+//! (spawn: the parent side of `create`; init: the child side; child: what
+//! the init and an exec'd process both do before execve(2)), `rootfs/`,
+//! `cgroups/` (with `systemd/`), `security/`, `net/`, `process/`, `fs/`;
+//! each `mod.rs` says what its files hold. docs/architecture.md opens with
+//! the whole tree.
 
 mod cgroups;
-mod child;
-mod container;
 mod error;
-mod exec;
 mod fs;
 mod hooks;
-mod init;
+mod launch;
+mod lifecycle;
 mod net;
-mod ops;
 mod process;
 mod rootfs;
 mod security;
-mod spawn;
 pub mod spec;
 mod state;
-mod update;
 pub mod util;
 
 pub use process::{namespaces, rootless, signal};
@@ -51,10 +50,10 @@ pub use security::exe;
 /// `--version`).
 pub const SPEC_VERSION: &str = "1.3.0";
 
-pub use container::{CreateOpts, Runtime};
 pub use error::{set_warning_handler, Error, Result};
-pub use exec::ExecOpts;
-pub use ops::features;
+pub use lifecycle::container::{CreateOpts, Runtime};
+pub use lifecycle::exec::ExecOpts;
+pub use lifecycle::ops::features;
+pub use lifecycle::update::UpdateOpts;
 pub use security::seccomp::libseccomp_version;
 pub use state::validate_id;
-pub use update::UpdateOpts;

@@ -10,9 +10,9 @@
 //! the container (CVE-2019-5736).
 
 use crate::cgroups::{Cgroup, Layout};
-use crate::child;
-use crate::container::Runtime;
 use crate::error::{Error, Result, SysCtx};
+use crate::launch::child;
+use crate::lifecycle::container::Runtime;
 use crate::process;
 use crate::process::channel::{self, Msg};
 use crate::process::tty::Console;

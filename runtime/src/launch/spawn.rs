@@ -7,7 +7,7 @@
 
 use crate::cgroups::Cgroup;
 use crate::error::{Error, Result, SysCtx};
-use crate::init;
+use crate::launch::init;
 use crate::process;
 use crate::process::channel::{self, Channel, Msg};
 use crate::process::namespaces::Plan;

@@ -2,8 +2,8 @@
 //! (`update` is in `update.rs`).
 
 use crate::cgroups::{self, Cgroup, Layout};
-use crate::container::Runtime;
 use crate::error::{Error, Result};
+use crate::lifecycle::container::Runtime;
 use crate::state::Status;
 use serde_json::{json, Value};
 use std::path::Path;

@@ -5,11 +5,11 @@
 
 use crate::cgroups::{self, Cgroup, Layout};
 use crate::error::{Error, Result, SysCtx};
+use crate::launch::spawn::{short_path, Spawn};
 use crate::process;
 use crate::process::channel::{Channel, Msg};
 use crate::process::namespaces::Plan;
 use crate::process::tty::Console;
-use crate::spawn::{short_path, Spawn};
 use crate::spec::{self, Bundle};
 use crate::state::{self, Record, Status, Store, START_SOCK};
 use crate::util;

@@ -2,8 +2,8 @@
 //! them: a `linux.resources` JSON document (`--resources FILE`, `-` for
 //! stdin) with runc's flags applied on top.
 
-use crate::container::Runtime;
 use crate::error::{Error, Result};
+use crate::lifecycle::container::Runtime;
 use crate::state::Status;
 use crate::util::{parse_size, read_file_or_stdin};
 use oci_spec::runtime::LinuxResources;

@@ -9,8 +9,8 @@
 //! never returns into berth's code.
 
 use crate::cgroups::Cgroup;
-use crate::child::{self, Prog};
 use crate::error::{Error, Result, SysCtx};
+use crate::launch::child::{self, Prog};
 use crate::process::channel::{Channel, Msg};
 use crate::process::exit_child;
 use crate::process::namespaces::Plan;

@@ -1,0 +1,8 @@
+//! The runtime's operations, as the CLI calls them: create, start, state,
+//! list, kill, delete and run (`container`), exec (`exec`), ps, pause,
+//! resume, events and features (`ops`), and update (`update`).
+
+pub mod container;
+pub mod exec;
+pub mod ops;
+pub mod update;
