@@ -67,7 +67,7 @@ pub fn load_bundle(dir: &Path) -> Result<Bundle> {
 pub fn parse(data: &[u8]) -> std::result::Result<Spec, String> {
     let err = match serde_json::from_slice::<Spec>(data) {
         Ok(s) => return Ok(s),
-        Err(e) => format!("invalid config: {e}"),
+        Err(e) => field_error(data).unwrap_or_else(|| format!("invalid config: {e}")),
     };
     // The slow path, only for a config that failed: without the unknown
     // capability names, does it parse?
@@ -101,6 +101,20 @@ pub fn parse(data: &[u8]) -> std::result::Result<Spec, String> {
     Ok(spec)
 }
 
+/// For a config that failed to parse: serde's message with the path of the
+/// field it refused (`linux.devices[0].type: unknown variant ...`), found by
+/// parsing once more while tracking the path (never on a config that
+/// parses). None for a JSON syntax error, which has no field.
+fn field_error(data: &[u8]) -> Option<String> {
+    let mut de = serde_json::Deserializer::from_slice(data);
+    let e = serde_path_to_error::deserialize::<_, Spec>(&mut de).err()?;
+    if e.inner().is_syntax() || e.inner().is_eof() {
+        return None;
+    }
+    let path = e.path().to_string();
+    (path != ".").then(|| format!("invalid config: {path}: {}", e.inner()))
+}
+
 /// Checks what the spec requires of a config for creating a container
 /// on Linux (config.md, config-linux.md). Returns a message naming the field.
 pub fn validate(spec: &Spec) -> std::result::Result<(), String> {
@@ -116,6 +130,21 @@ pub fn validate(spec: &Spec) -> std::result::Result<(), String> {
         return Err(format!(
             "process.cwd {:?}: must be an absolute path",
             process.cwd()
+        ));
+    }
+    // setrlimit(2) would refuse it only in the container's process; say so
+    // before anything is made.
+    if let Some(r) = process
+        .rlimits()
+        .iter()
+        .flatten()
+        .find(|r| r.soft() > r.hard())
+    {
+        return Err(format!(
+            "process.rlimits {}: soft {} is above hard {}",
+            r.typ(),
+            r.soft(),
+            r.hard()
         ));
     }
     match spec.root() {
