@@ -2,7 +2,8 @@
 # fresh Debian 12 machine as root; both install what they need.
 
 CARGO ?= cargo
-VM := ../shared/vm/run-in-vm.sh
+# The cgroup-v2-only test VM (tests/vm/vm.py, docs/vm.md).
+VM := python3 tests/vm/vm.py
 # What the VM suites use beyond the guest's busybox: ip(8) to make and move
 # network devices, util-linux mount(8) for bind and propagation set-ups,
 # runc for `runc spec` (the configs berth must start as runc does), uidmap,
@@ -93,12 +94,8 @@ VM_SECURITY := device_cgroup_rules seccomp_actions seccomp_notify runtime_binary
 VM_IMAGE := image_run_busybox hundred_layers
 VM_ROOTLESS := lifecycle_exec_kill subordinate_mappings limits_without a_delegated_cgroup images_as
 test-vm: build fixtures
-	VM_EXTRA_PKGS="$(VM_PKGS)" $(VM) --setup >/dev/null
-	@# The runtime-spec schema samples and with-systemd.sh, for the VM
-	@# (which sees only this tree).
-	@rm -rf target/specs target/vm && mkdir -p target/specs/runtime-spec/schema target/vm && \
-	    cp -r ../shared/specs/runtime-spec/schema/test target/specs/runtime-spec/schema/ && \
-	    cp ../shared/vm/with-systemd.sh target/vm/
+	VM_EXTRA_PKGS="$(VM_PKGS)" $(VM) setup
+	@rm -rf target/vm && mkdir -p target/vm
 	@for t in runtime security image rootless reliability clients cri; do \
 	    bin=$$($(CARGO) test --no-run --test $$t --message-format=json 2>/dev/null \
 	        | grep '"kind":\["test"\]' | grep "\"name\":\"$$t\"" \
@@ -106,16 +103,16 @@ test-vm: build fixtures
 	    [ -n "$$bin" ] || { echo "cannot find the $$t test binary" >&2; exit 1; }; \
 	    echo "/host/$${bin#$(CURDIR)/}" > target/vm/$$t.bin; \
 	done
-	@for t in runtime security image rootless; do \
+	@args=""; for t in runtime security image rootless; do \
 	    case $$t in runtime) f="$(VM_RUNTIME)";; security) f="$(VM_SECURITY)";; image) f="$(VM_IMAGE)";; \
 	        rootless) f="$(VM_ROOTLESS)";; esac; \
-	    echo "cgroup v2 VM: $$t tests"; \
-	    VM_TIMEOUT=1200 VM_EXTRA_PKGS="$(VM_PKGS)" $(VM) "$(CURDIR)" sh /host/tests/vm/cgroup-v2.sh $$(cat target/vm/$$t.bin) $$f || exit 1; \
-	done
+	    args="$$args $${args:+--next} $$(cat target/vm/$$t.bin) $$f"; \
+	done; \
+	echo "cgroup v2 VM: runtime, security, image and rootless tests (one boot)"; \
+	VM_TIMEOUT=2400 VM_EXTRA_PKGS="$(VM_PKGS)" $(VM) run "$(CURDIR)" sh /host/tests/vm/cgroup-v2.sh $$args
 	@echo "cgroup v2 VM under systemd: the systemd cgroup driver"
 	VM_TIMEOUT=2700 VM_MEM=2G VM_EXTRA_PKGS="$(VM_PKGS) $(VM_SYSTEMD_PKGS)" VM_APPEND="$(VM_SYSTEMD_APPEND)" \
-	    $(VM) "$(CURDIR)" env WITH_SYSTEMD_TIMEOUT=2600 sh /host/target/vm/with-systemd.sh \
-	    env SYSTEMD_LOG=/host/target/vm/systemd.log sh /host/tests/vm/systemd.sh $$(cat target/vm/runtime.bin) $$(cat target/vm/reliability.bin) \
+	    $(VM) run --systemd "$(CURDIR)" env SYSTEMD_LOG=/host/target/vm/systemd.log sh /host/tests/vm/systemd.sh $$(cat target/vm/runtime.bin) $$(cat target/vm/reliability.bin) \
 	    $$(cat target/vm/clients.bin) $$(cat target/vm/cri.bin) $$(cat target/vm/rootless.bin)
 
 # The long reliability run: 1000 lifecycles, 200 SIGKILL fault injections,
@@ -151,12 +148,11 @@ bench: release fixtures
 	unshare -m --propagation private python3 tests/bench/bench.py $(OUT)/release/berth \
 	    $(FIXTURES)/busybox target/bench/floor target/bench/rss target/bench.json
 	python3 tests/bench/image_bench.py $(OUT)/release/berth target/bench/image target/bench-image.json
-	$(VM) --setup >/dev/null
-	VM_TIMEOUT=1200 $(VM) "$(CURDIR)" sh /host/tests/bench/kmem.sh /host/$(OUT)/release/berth /host/$(FIXTURES)/busybox
-	VM_TIMEOUT=1200 $(VM) "$(CURDIR)" sh /host/tests/bench/minmem.sh /host/$(OUT)/release/berth /host/$(FIXTURES)/busybox
-	mkdir -p target/vm && cp ../shared/vm/with-systemd.sh target/vm/
-	VM_TIMEOUT=1800 VM_MEM=2G VM_EXTRA_PKGS="$(VM_PKGS) $(VM_SYSTEMD_PKGS)" $(VM) "$(CURDIR)" env WITH_SYSTEMD_TIMEOUT=1700 \
-	    sh /host/target/vm/with-systemd.sh sh /host/tests/bench/systemd.sh /host/$(OUT)/release/berth /host/$(FIXTURES)/busybox
+	VM_EXTRA_PKGS="$(VM_PKGS)" $(VM) setup
+	VM_TIMEOUT=1200 VM_EXTRA_PKGS="$(VM_PKGS)" $(VM) run "$(CURDIR)" sh /host/tests/bench/kmem.sh /host/$(OUT)/release/berth /host/$(FIXTURES)/busybox
+	VM_TIMEOUT=1200 VM_EXTRA_PKGS="$(VM_PKGS)" $(VM) run "$(CURDIR)" sh /host/tests/bench/minmem.sh /host/$(OUT)/release/berth /host/$(FIXTURES)/busybox
+	VM_TIMEOUT=1800 VM_MEM=2G VM_EXTRA_PKGS="$(VM_PKGS) $(VM_SYSTEMD_PKGS)" VM_APPEND="$(VM_SYSTEMD_APPEND)" \
+	    $(VM) run --systemd "$(CURDIR)" sh /host/tests/bench/systemd.sh /host/$(OUT)/release/berth /host/$(FIXTURES)/busybox
 
 # Regenerates src/symbol-order.txt, the link order of the functions the
 # runtime commands run (build.rs passes it to the linker for release

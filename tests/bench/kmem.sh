@@ -4,7 +4,7 @@
 # `run -d`; the growth of the kernel's own memory (Slab + KernelStack +
 # PageTables + Percpu in /proc/meminfo, reclaimable caches dropped before
 # each reading) divided by N is what one container costs the kernel.
-# usage: run-in-vm.sh "$PWD" sh /host/tests/bench/kmem.sh BERTH ROOTFS [N]
+# usage: tests/vm/vm.py run "$PWD" sh /host/tests/bench/kmem.sh BERTH ROOTFS [N]
 set -u
 berth=$1; rootfs=$2; n=${3:-50}
 b=/tmp/kmem; rm -rf $b; mkdir -p $b; cp -a "$rootfs" $b/rootfs

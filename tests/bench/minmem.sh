@@ -2,7 +2,7 @@
 # Inside the cgroup v2 VM: the smallest memory limit (KiB) with which each
 # runtime still starts a busybox /bin/true container (binary search; the
 # limit covers the runtime's init as it sets the container up).
-# usage: run-in-vm.sh "$PWD" sh /host/tests/bench/minmem.sh /host/target/x86_64-unknown-linux-gnu/release/berth /host/target/fixtures/busybox
+# usage: tests/vm/vm.py run "$PWD" sh /host/tests/bench/minmem.sh /host/target/x86_64-unknown-linux-gnu/release/berth /host/target/fixtures/busybox
 set -u
 berth=$1; rootfs=$2
 b=/tmp/minmem; rm -rf $b; mkdir -p $b; cp -a "$rootfs" $b/rootfs

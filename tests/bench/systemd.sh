@@ -4,7 +4,7 @@
 # the program `true` runs, delete) against the cgroupfs driver on the same
 # VM, berth and runc alike, interleaved. Prints a table and writes
 # /host/target/bench-systemd.json.
-# usage: with-systemd.sh sh /host/tests/bench/systemd.sh BERTH ROOTFS [N]
+# usage: tests/vm/vm.py run --systemd "$PWD" sh /host/tests/bench/systemd.sh BERTH ROOTFS [N]
 set -u
 berth=$1; rootfs=$2; n=${3:-30}
 b=/tmp/sdbench; rm -rf $b; mkdir -p $b; cp -a "$rootfs" $b/rootfs

@@ -1,6 +1,6 @@
 #!/bin/sh
-# Runs under a real systemd in the cgroup-v2 VM (../shared/vm/with-systemd.sh,
-# which `make test-vm` copies to target/vm/): the runtime's cgroup tests,
+# Runs under a real systemd in the cgroup-v2 VM (`tests/vm/vm.py run --systemd`,
+# through tests/vm/with-systemd.sh): the runtime's cgroup tests,
 # the systemd driver's own and the fault injection, all with
 # --systemd-cgroup (BERTH_TEST_SYSTEMD: tests/common adds the flag, gives
 # each container a unit in system.slice and checks no unit is left).
