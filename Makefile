@@ -60,7 +60,7 @@ release: deps
 fixtures: deps
 	@[ -x $(FIXTURES)/busybox/bin/busybox ] || sh rootfs-fixtures/busybox-rootfs.sh $(FIXTURES)/busybox
 	@[ -f $(FIXTURES)/images/hostile/index.json ] || python3 rootfs-fixtures/make-images.py $(FIXTURES)/images $(FIXTURES)/busybox
-	@for p in mempolicy pause; do [ -x $(FIXTURES)/$$p ] || gcc -O2 -static -o $(FIXTURES)/$$p rootfs-fixtures/$$p.c || exit 1; done
+	@for p in mempolicy pause syscall procmount; do [ -x $(FIXTURES)/$$p ] || gcc -O2 -static -o $(FIXTURES)/$$p rootfs-fixtures/$$p.c || exit 1; done
 
 # A demo container: prints its hostname, its pid (1) and its memory limit.
 run: release fixtures
@@ -90,7 +90,7 @@ VM_RUNTIME := cgroups:: exec:: lifecycle::lifecycle_states lifecycle::features \
 	compat::runc_spec mounts::default_mounts process::user_namespace_maps \
 	spec13::cgroup_unified spec13::memory_policy spec13::net_devices \
 	spec13::rootfs_propagation spec13::tmpcopyup
-VM_SECURITY := device_cgroup_rules seccomp_actions seccomp_notify runtime_binary
+VM_SECURITY := device_cgroup_rules listed_devices seccomp_actions seccomp_notify seccomp_newer runtime_binary
 VM_IMAGE := image_run_busybox hundred_layers
 VM_ROOTLESS := lifecycle_exec_kill subordinate_mappings limits_without a_delegated_cgroup images_as
 test-vm: build fixtures

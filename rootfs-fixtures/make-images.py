@@ -14,7 +14,7 @@ OUT/many/               OCI layout with 100 layers
 OUT/multiarch/          a nested multi-platform index: arm64 first, then amd64 (busybox)
 OUT/multi-umoci/        the same layers with the zstd one gzipped (for umoci 0.4.7)
 OUT/bad-*/              broken images for the error tests
-OUT/hostile/            busybox whose /dev, /proc, /mnt link to a host dir
+OUT/hostile/            busybox whose /dev and /mnt link to a host dir
 """
 import gzip
 import hashlib
@@ -256,12 +256,14 @@ def main():
         Tar().add("link", tarfile.SYMTYPE, link=escape).add("link/evil", data=b"x").bytes(), MT_TAR)])
     write_layout(os.path.join(out, "bad-hardlink"), [(
         Tar().add("h", tarfile.LNKTYPE, link="../../../../etc/passwd").bytes(), MT_TAR)])
-    # Valid but hostile: on top of busybox, /dev, /proc and /mnt are absolute
+    # Valid but hostile: on top of busybox, /dev and /mnt are absolute
     # symlinks to a host directory (the runtime must resolve them inside the
-    # rootfs; tests/security.rs checks the host directory stays empty).
+    # rootfs; tests/security.rs checks the host directory stays empty). A
+    # /proc or /sys link is refused outright; tests/security.rs tests that on
+    # bundles.
     host = "/tmp/berth-hostile-target"
     write_layout(os.path.join(out, "hostile"), [(bb, MT_GZIP), (
-        Tar().add("dev", tarfile.SYMTYPE, link=host + "/dev").add("proc", tarfile.SYMTYPE, link=host + "/proc")
+        Tar().add("dev", tarfile.SYMTYPE, link=host + "/dev")
         .add("mnt", tarfile.SYMTYPE, link=host).bytes(), MT_TAR)], labels)
     write_layout(os.path.join(out, "abs-and-markers"), [(
         Tar().add("/abs-file", data=b"confined\n").add("x/.wh..wh.plnk").add("y/.wh..wh..opq").bytes(), MT_TAR)])

@@ -67,6 +67,106 @@ fn shared(t: &T, c: &mut serde_json::Value) -> std::path::PathBuf {
     d
 }
 
+/// Unknown syscalls newer than every one a profile names get ENOSYS when
+/// the default refuses (runc's stub, which Docker's default profile relies
+/// on so that callers fall back); older unlisted ones get the default.
+/// podman's default profile, as podman writes it into config.json, with
+/// Docker's default errno (EPERM; podman's own is ENOSYS already).
+#[test]
+fn seccomp_newer_syscalls_get_enosys() {
+    let t = T::new("enosys");
+    let podman: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(repo().join("tests/configs/podman-default.json")).unwrap(),
+    )
+    .unwrap();
+    let mut c = t.config(&[
+        "sh",
+        "-c",
+        "/bin/syscall 500; /bin/syscall 246; /bin/syscall 39",
+    ]);
+    c["linux"]["seccomp"] = podman["linux"]["seccomp"].clone();
+    c["linux"]["seccomp"]["defaultErrnoRet"] = json!(1);
+    c["process"]["noNewPrivileges"] = json!(true);
+    std::fs::copy(syscall_probe(), t.bundle.join("rootfs/bin/syscall")).unwrap();
+    let (code, out, err) = t.run(&c);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    // 500: no such syscall yet: ENOSYS, not the profile's EPERM.
+    assert_eq!(lines.first(), Some(&"ret=-1 errno=38"), "{out}");
+    // 246 (kexec_load), older than the profile's newest and not allowed:
+    // its default, EPERM.
+    assert_eq!(lines.get(1), Some(&"ret=-1 errno=1"), "{out}");
+    // 39 (getpid), allowed.
+    assert!(
+        lines.get(2).is_some_and(|l| l.ends_with("errno=0")),
+        "{out}"
+    );
+}
+
+/// startContainer hooks run in the container under its seccomp filter, as
+/// runc runs them (the filter is loaded before them even with
+/// noNewPrivileges, which otherwise loads it as late as it can).
+#[test]
+fn start_container_hooks_run_under_seccomp() {
+    let t = T::new("hookseccomp");
+    let mut c = t.config(&["true"]);
+    c["root"]["readonly"] = json!(false);
+    c["process"]["noNewPrivileges"] = json!(true);
+    c["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]
+    });
+    c["hooks"] = json!({"startContainer": [
+        {"path": "/bin/sh", "args": ["sh", "-c", "mkdir /tmp/from-hook"]}
+    ]});
+    let (code, out, err) = t.run(&c);
+    assert_ne!(code, 0, "the hook's mkdir went through: {out}");
+    assert!(err.contains("startContainer"), "{err}");
+    assert!(err.contains("Permission denied"), "{err}");
+    // Without the rule the same hook succeeds.
+    c["linux"]["seccomp"]["syscalls"] = json!([]);
+    let (code, _, err) = t.run(&c);
+    assert_eq!(code, 0, "{err}");
+}
+
+/// `--no-pivot` leaves the host's mounts below the chroot: the host's whole
+/// procfs must not stay there, or the container could mount a fresh,
+/// unmasked procfs from a user namespace of its own (runc: "mount:
+/// permission denied"). With pivot_root the same mount fails alike.
+#[test]
+fn no_pivot_cannot_mount_a_fresh_procfs() {
+    let t = T::new("nopivotproc");
+    let mut c = t.config(&["/bin/procmount"]);
+    // Mapping ids in a user namespace of its own needs CAP_SETFCAP here.
+    for set in ["bounding", "effective", "permitted"] {
+        c["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("CAP_SETFCAP"));
+    }
+    t.write_config(&c);
+    std::fs::copy(procmount_probe(), t.bundle.join("rootfs/bin/procmount")).unwrap();
+    for extra in [&["--no-pivot"][..], &[][..]] {
+        let mut args = vec!["run"];
+        args.extend_from_slice(extra);
+        let id = t.id("p");
+        args.push(&id);
+        let o = t.berth(&args);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(
+            out.trim(),
+            "mount: Operation not permitted",
+            "{extra:?}: a fresh procfs could be mounted"
+        );
+    }
+}
+
 #[test]
 fn seccomp_actions_operators_and_exec() {
     let t = T::new("seccomp");
@@ -301,6 +401,7 @@ fn device_cgroup_rules() {
         "mknod /dev/null2 c 1 3 && echo > /dev/null2 && echo null-ok; \
          mknod /dev/mem c 1 1 2>&1; \
          mknod /dev/fuse2 c 10 229 2>&1 && echo fuse-mknod-ok; \
+         head -c 0 /dev/fuse2 2>&1 && echo fuse-read-ok; \
          cat /sys/fs/cgroup/devices/devices.list 2>/dev/null | head -1",
     ]);
     for set in ["bounding", "effective", "permitted"] {
@@ -309,14 +410,12 @@ fn device_cgroup_rules() {
             .unwrap()
             .push(json!("CAP_MKNOD"));
     }
-    // /dev/fuse is listed in linux.devices (so it is allowed); 1:1 (mem)
-    // is not, and the first rule denies everything.
+    // The first rule denies everything; 10:229 (fuse) is allowed rw and
+    // mknod, 1:1 (mem) is not.
     c["root"]["readonly"] = json!(false);
-    c["linux"]["devices"] =
-        json!([{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 438}]);
     c["linux"]["resources"]["devices"] = json!([
         {"allow": false, "access": "rwm"},
-        {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "r"}
+        {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rwm"}
     ]);
     let (code, out, err) = t.run(&c);
     assert_eq!(code, 0, "{err}{out}");
@@ -330,6 +429,55 @@ fn device_cgroup_rules() {
         // v1: the kernel's own list has no "a *:* rwm" entry left.
         assert!(!out.contains("a *:* rwm"), "{out}");
     }
+}
+
+/// A node created through `linux.devices` is not allowed by being listed
+/// (config-linux.md keeps devices and the device cgroup apart; runc gives it
+/// no rule): with every device denied, /dev/kmsg exists in the container and
+/// cannot be read or written, before and after an `update`.
+#[test]
+fn listed_devices_are_not_implicitly_allowed() {
+    let t = T::new("devlisted");
+    let mut c = t.config(&["true"]);
+    c["linux"]["devices"] =
+        json!([{"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 420}]);
+    c["linux"]["resources"]["devices"] = json!([{"allow": false, "access": "rwm"}]);
+    let (id, _) = t.sleeper("k", c);
+    let probe = |when: &str| {
+        let o = t.berth(&[
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "ls -l /dev/kmsg; echo berth > /dev/kmsg && echo write-ok; \
+             head -c 1 /dev/kmsg > /dev/null && echo read-ok; true",
+        ]);
+        let out =
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+        assert!(out.contains("crw"), "{when}: /dev/kmsg must exist: {out}");
+        assert!(
+            !out.contains("write-ok"),
+            "{when}: write went through: {out}"
+        );
+        assert!(!out.contains("read-ok"), "{when}: read went through: {out}");
+        assert_eq!(
+            out.matches("Operation not permitted").count(),
+            2,
+            "{when}: {out}"
+        );
+    };
+    probe("after create");
+    let res = t.dir.join("res.json");
+    std::fs::write(
+        &res,
+        r#"{"devices": [{"allow": false, "access": "rwm"}], "pids": {"limit": 100}}"#,
+    )
+    .unwrap();
+    t.ok(&["update", "-r", res.to_str().unwrap(), &id]);
+    probe("after update");
+    t.ok(&["update", "--pids-limit", "200", &id]);
+    probe("after update --pids-limit");
+    t.ok(&["delete", "-f", &id]);
 }
 
 #[test]
@@ -656,9 +804,49 @@ fn dev_symlinks_in_the_rootfs_are_not_followed() {
     assert_eq!(std::fs::read_to_string(&host).unwrap(), "secret\n");
 }
 
+/// A rootfs whose /proc or /sys is not a plain directory (a symlink to a
+/// host directory here, or a file) is refused at create, as runc refuses it:
+/// procfs mounted elsewhere would let what berth writes and masks under
+/// /proc miss it (CVE-2023-28642). Nothing is left behind, the link's
+/// target stays empty.
+#[test]
+fn proc_and_sys_only_on_ordinary_directories() {
+    let t = T::new("procsym");
+    let target = t.dir.join("host-target");
+    for (dir, how) in [("proc", "symlink"), ("sys", "symlink"), ("proc", "file")] {
+        std::fs::create_dir_all(&target).unwrap();
+        let p = t.bundle.join("rootfs").join(dir);
+        let _ = std::fs::remove_dir_all(&p);
+        let _ = std::fs::remove_file(&p);
+        if how == "symlink" {
+            std::os::unix::fs::symlink(&target, &p).unwrap();
+        } else {
+            std::fs::write(&p, "").unwrap();
+        }
+        t.write_config(&t.config(&["true"]));
+        let o = t.create(&t.id("s"), &[]);
+        let fs = if dir == "proc" { "proc" } else { "sysfs" };
+        t.expect_error(
+            &o,
+            &format!("filesystem \"{fs}\" must be mounted on ordinary directory"),
+        );
+        t.check_leaks();
+        let left: Vec<_> = std::fs::read_dir(&target).unwrap().collect();
+        assert!(
+            left.is_empty(),
+            "{dir} {how}: the target was written: {left:?}"
+        );
+        let _ = std::fs::remove_file(&p);
+        std::fs::create_dir(&p).unwrap();
+    }
+    // A plain directory again: it starts.
+    let (code, _, err) = t.run(&t.config(&["true"]));
+    assert_eq!(code, 0, "{err}");
+}
+
 #[test]
 fn hostile_image_stays_inside_its_rootfs() {
-    // The layer store as a rootfs: an image whose /dev, /proc and /mnt are
+    // The layer store as a rootfs: an image whose /dev and /mnt are
     // absolute symlinks to a host directory.
     let t = T::new("hostile");
     let host = Path::new("/tmp/berth-hostile-target");
@@ -668,6 +856,7 @@ fn hostile_image_stays_inside_its_rootfs() {
     ok(&t.image(&["import", img.to_str().unwrap(), "--name", "hostile"]));
     let o = t.image(&["run", "--rm", "hostile", "sh", "-c",
         "echo x > /dev/planted && echo x > /mnt/planted && stat -c %t:%T /dev/null && cat /proc/self/comm && ls /proc/keys >/dev/null && wc -c < /proc/keys"]);
+    // (its /proc a plain directory: see proc_and_sys_only_on_ordinary_directories)
     assert_eq!(
         String::from_utf8_lossy(&o.stdout),
         "1:3\ncat\n0\n",

@@ -148,6 +148,20 @@ pub fn mempolicy_probe() -> PathBuf {
     static_program("mempolicy", &ONCE)
 }
 
+/// A static program that calls a syscall by number and prints the result
+/// (rootfs-fixtures/syscall.c).
+pub fn syscall_probe() -> PathBuf {
+    static ONCE: Once = Once::new();
+    static_program("syscall", &ONCE)
+}
+
+/// A static program that tries to mount a fresh procfs from user, mount and
+/// pid namespaces of its own (rootfs-fixtures/procmount.c).
+pub fn procmount_probe() -> PathBuf {
+    static ONCE: Once = Once::new();
+    static_program("procmount", &ONCE)
+}
+
 /// The pod sandbox's init (rootfs-fixtures/pause.c), for tests/cri.rs.
 pub fn pause_program() -> PathBuf {
     static ONCE: Once = Once::new();

@@ -3,8 +3,11 @@
 //!
 //! The rules are `linux.resources.devices` in order, followed (as runc
 //! does) by allow rules for the devices every container gets (/dev/null,
-//! zero, full, random, urandom, tty, console, ptmx, pts) and for each of
-//! `linux.devices`. On cgroup v1 they are written to `devices.allow` /
+//! zero, full, random, urandom, tty, console, ptmx, pts). A node of
+//! `linux.devices` is not allowed by being listed: config-linux.md keeps
+//! the two apart ("You can also control access to devices with cgroups"),
+//! and runc gives such a node no rule, so a config that denies everything
+//! and creates `/dev/kmsg` leaves it inaccessible. On cgroup v1 they are written to `devices.allow` /
 //! `devices.deny`. cgroup v2 has no such files: berth compiles the rules
 //! into an eBPF program of type `BPF_PROG_TYPE_CGROUP_DEVICE` and attaches
 //! it to the container's cgroup.
@@ -123,6 +126,15 @@ pub fn rules(linux: Option<&Linux>) -> Result<Option<Vec<Rule>>> {
         out.push(Rule::allow('c', major as u32, Some(minor as u32)));
     }
     out.push(Rule::allow('c', 136, None)); // /dev/pts/*
+    Ok(Some(out))
+}
+
+/// `rules` with mknod (only) of each `linux.devices` node allowed: what
+/// the systemd driver's unit gets from its start, so that the init can make
+/// the nodes; berth's own program, attached once they are made, applies
+/// `rules` alone.
+pub fn with_mknod_of_nodes(rules: &[Rule], linux: Option<&Linux>) -> Vec<Rule> {
+    let mut out = rules.to_vec();
     for d in linux
         .and_then(|l| l.devices().as_ref())
         .into_iter()
@@ -133,9 +145,15 @@ pub fn rules(linux: Option<&Linux>) -> Result<Option<Vec<Rule>>> {
             LinuxDeviceType::C | LinuxDeviceType::U => 'c',
             _ => continue,
         };
-        out.push(Rule::allow(kind, d.major() as u32, Some(d.minor() as u32)));
+        out.push(Rule {
+            allow: true,
+            kind,
+            major: Some(d.major() as u32),
+            minor: Some(d.minor() as u32),
+            access: "m".into(),
+        });
     }
-    Ok(Some(out))
+    out
 }
 
 /// Writes the rules to a v1 devices cgroup directory.
@@ -352,8 +370,9 @@ mod tests {
         assert_eq!(v[0].line(), "a *:* rwm");
         assert!(!v[0].allow);
         assert_eq!(v[1].line(), "c 10:200 rw");
-        assert_eq!(v.last().unwrap().line(), "c 10:229 rwm");
-        assert!(v.iter().any(|r| r.line() == "c 136:* rwm"));
+        // linux.devices gives its node no rule of its own.
+        assert!(!v.iter().any(|r| r.line().starts_with("c 10:229")), "{v:?}");
+        assert_eq!(v.last().unwrap().line(), "c 136:* rwm");
         let bad: Linux =
             serde_json::from_str(r#"{"resources":{"devices":[{"allow":true,"access":"rx"}]}}"#)
                 .unwrap();

@@ -194,11 +194,7 @@ impl Cgroup {
 
     /// Creates the directories, writes the resource limits and sets up
     /// the device rules (v1 `devices.*` files, or a v2 eBPF program).
-    pub fn create(
-        &self,
-        res: Option<&LinuxResources>,
-        devices: Option<&[crate::cgroups::devices::Rule]>,
-    ) -> Result<()> {
+    pub fn create(&self, res: Option<&LinuxResources>) -> Result<()> {
         if self.unit.is_some() {
             // systemd makes it once the init exists (`place`).
             return Ok(());
@@ -216,13 +212,26 @@ impl Cgroup {
         if let Some(res) = res {
             self.apply(res)?;
         }
-        if let Some(rules) = devices {
-            for (h, leaf) in &self.dirs {
-                if h.v2 && self.unified {
-                    crate::cgroups::devices::apply_v2(leaf, rules)?;
-                } else if !h.v2 && h.has("devices") {
-                    crate::cgroups::devices::apply_v1(leaf, rules)?;
-                }
+        Ok(())
+    }
+
+    /// Writes the device rules once the init has made the rootfs (its
+    /// `linux.devices` nodes included, which the rules need not allow, as
+    /// runc orders it): v1's devices files, or the v2 device program, in
+    /// `placed` (the systemd unit's directory) when given.
+    pub(crate) fn restrict_devices(
+        &self,
+        placed: Option<&Path>,
+        rules: &[crate::cgroups::devices::Rule],
+    ) -> Result<()> {
+        if let Some(dir) = placed {
+            return crate::cgroups::devices::apply_v2(dir, rules);
+        }
+        for (h, leaf) in &self.dirs {
+            if h.v2 && self.unified {
+                crate::cgroups::devices::apply_v2(leaf, rules)?;
+            } else if !h.v2 && h.has("devices") {
+                crate::cgroups::devices::apply_v1(leaf, rules)?;
             }
         }
         Ok(())
@@ -317,6 +326,7 @@ impl Cgroup {
         id: &str,
         res: Option<&LinuxResources>,
         devices: Option<&[crate::cgroups::devices::Rule]>,
+        linux: Option<&oci_spec::runtime::Linux>,
         annotations: Option<&std::collections::HashMap<String, String>>,
     ) -> Result<Option<PathBuf>> {
         let Some(unit) = &self.unit else {
@@ -329,7 +339,11 @@ impl Cgroup {
             None => Vec::new(),
         };
         if let Some(rules) = devices {
-            props.extend(systemd::device_properties(rules));
+            // systemd's own device program is in force from the unit's
+            // start: it lets the init make the linux.devices nodes
+            // (mknod only), berth's program at Ready refuses the rest.
+            let make = crate::cgroups::devices::with_mknod_of_nodes(rules, linux);
+            props.extend(systemd::device_properties(&make));
         }
         props.extend(systemd::annotation_properties(annotations)?);
         let bus = systemd::Bus::connect(unit.user)?;
@@ -354,9 +368,6 @@ impl Cgroup {
         };
         if let Some(res) = res {
             placed.apply(res)?;
-        }
-        if let Some(rules) = devices {
-            crate::cgroups::devices::apply_v2(&dir, rules)?;
         }
         Ok(Some(dir))
     }

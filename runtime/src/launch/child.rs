@@ -296,13 +296,25 @@ fn lookup(prog: &str, env: &[&str]) -> Result<PathBuf> {
 /// Loads a pending seccomp filter and execve(2)s the program; returns only
 /// on failure.
 pub(crate) fn exec(prog: &Prog) -> Error {
+    if let Err(e) = load_seccomp(prog) {
+        return e;
+    }
+    execve(prog)
+}
+
+/// Loads the seccomp filter still pending (with noNewPrivileges), so that
+/// what runs next, the startContainer hooks included, runs under it.
+pub(crate) fn load_seccomp(prog: &Prog) -> Result<()> {
+    match &prog.seccomp {
+        Some(f) => f.load().map(|_| ()),
+        None => Ok(()),
+    }
+}
+
+/// execve(2)s the program; returns only on failure.
+pub(crate) fn execve(prog: &Prog) -> Error {
     let argv: Vec<&std::ffi::CStr> = prog.argv.iter().map(|c| c.as_c_str()).collect();
     let envp: Vec<&std::ffi::CStr> = prog.envp.iter().map(|c| c.as_c_str()).collect();
-    if let Some(f) = &prog.seccomp {
-        if let Err(e) = f.load() {
-            return e;
-        }
-    }
     let e = nix::unistd::execve(&prog.path, &argv, &envp).unwrap_err();
     Error::Other(format!(
         "exec {}: {}",
@@ -311,7 +323,6 @@ pub(crate) fn exec(prog: &Prog) -> Error {
     ))
 }
 
-/// Marks every fd above the stdio and the preserved ones close-on-exec.
 pub(crate) fn cloexec_from(first: u32) {
     // SAFETY: close_range only changes fd flags.
     unsafe { libc::close_range(first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as _) };

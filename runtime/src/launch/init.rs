@@ -76,8 +76,8 @@ pub(crate) fn run(mut a: Args) -> ! {
 }
 
 /// `run`: waits for `Go` on the socketpair (which is close-on-exec, so
-/// berth reads EOF once the exec worked), runs the startContainer hooks
-/// and execs; a failure goes back as `Error`.
+/// berth reads EOF once the exec worked), loads a pending seccomp filter,
+/// runs the startContainer hooks and execs; a failure goes back as `Error`.
 fn wait_go_and_exec(
     mut chan: Channel,
     prog: &Prog,
@@ -88,10 +88,12 @@ fn wait_go_and_exec(
         // berth went away.
         exit_child(1)
     }
-    let err = match crate::hooks::run_all("startContainer", hooks, || hook_state(state, "created"))
-    {
+    // The startContainer hooks run under the container's seccomp filter.
+    let err = match child::load_seccomp(prog).and_then(|()| {
+        crate::hooks::run_all("startContainer", hooks, || hook_state(state, "created"))
+    }) {
         Err(e) => e,
-        Ok(()) => child::exec(prog),
+        Ok(()) => child::execve(prog),
     };
     let _ = chan.send(&Msg::Error(err.to_string()));
     exit_child(127)
@@ -251,8 +253,8 @@ fn hook_state(base: &Option<serde_json::Value>, status: &str) -> String {
     s.to_string()
 }
 
-/// Blocks until `start` connects and says go, runs the startContainer
-/// hooks, then execs the program.
+/// Blocks until `start` connects and says go, loads a pending seccomp
+/// filter, runs the startContainer hooks, then execs the program.
 fn wait_start_and_exec(
     listener: &UnixListener,
     prog: &Prog,
@@ -267,14 +269,15 @@ fn wait_start_and_exec(
         if !matches!(conn.read(&mut b), Ok(1) if b[0] == b'S') {
             continue;
         }
-        if let Err(e) =
+        // The startContainer hooks run under the container's seccomp filter.
+        if let Err(e) = child::load_seccomp(prog).and_then(|()| {
             crate::hooks::run_all("startContainer", hooks, || hook_state(state, "created"))
-        {
+        }) {
             let _ = write!(conn, "{e}");
             exit_child(1)
         }
         // The connection is close-on-exec: `start` reads EOF on success.
-        let err = child::exec(prog);
+        let err = child::execve(prog);
         let _ = write!(conn, "{err}");
         exit_child(127)
     }

@@ -110,7 +110,7 @@ impl Spawn<'_> {
             true => None,
             false => crate::cgroups::devices::rules(spec.linux().as_ref())?,
         };
-        self.cgroup.create(res, devices.as_deref())?;
+        self.cgroup.create(res)?;
         let listener = if self.immediate {
             None
         } else {
@@ -235,6 +235,7 @@ impl Spawn<'_> {
             &self.rec.id,
             res,
             devices,
+            spec.linux().as_ref(),
             spec.annotations().as_ref(),
         )?;
         if let Some((root, rdt)) = self.rdt {
@@ -266,7 +267,13 @@ impl Spawn<'_> {
         go(parent)?;
         loop {
             match parent.recv() {
-                Ok(Some(Msg::Ready)) => return Ok(leaf),
+                Ok(Some(Msg::Ready)) => {
+                    // The rootfs is made: the device rules from now on.
+                    if let Some(rules) = devices {
+                        self.cgroup.restrict_devices(leaf.as_deref(), rules)?;
+                    }
+                    return Ok(leaf);
+                }
                 Ok(Some(Msg::Hooks)) => {
                     let st = creating().to_string();
                     let h = spec.hooks().as_ref();

@@ -21,6 +21,7 @@ use crate::cgroups::Cgroup;
 use crate::error::{Error, Result, SysCtx};
 use devices::create_devices;
 use mount::mount_one;
+use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::Mode;
@@ -106,6 +107,7 @@ pub fn prepare_rootfs(
 
     before_pivot()?;
     if no_pivot {
+        hide_host_proc_and_sys(ctx.rootfs)?;
         nix::unistd::chdir(ctx.rootfs).ctx(|| "chdir rootfs".into())?;
         mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
             .ctx(|| "move rootfs to /".into())?;
@@ -114,6 +116,40 @@ pub fn prepare_rootfs(
         pivot(&root)?;
     }
     nix::unistd::chdir("/").ctx(|| "chdir /".into())?;
+    Ok(())
+}
+
+/// Without pivot_root the host's mounts stay in the container's mount
+/// namespace, below its chroot. A whole procfs or sysfs there would let the
+/// container mount a fresh, unmasked one (from a user namespace of its own,
+/// the kernel allows it where such a mount is already fully visible): each
+/// one outside the rootfs is detached, or covered by an empty tmpfs where
+/// detaching is refused, as runc does. Deepest first.
+fn hide_host_proc_and_sys(rootfs: &Path) -> Result<()> {
+    let mut hosts: Vec<PathBuf> = crate::fs::mountinfo::read()?
+        .into_iter()
+        .filter(|m| matches!(m.fstype.as_str(), "proc" | "sysfs"))
+        .filter(|m| m.root == Path::new("/") && !m.mount_point.starts_with(rootfs))
+        .map(|m| m.mount_point)
+        .collect();
+    hosts.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for p in hosts {
+        // A mount below one already detached is gone with it.
+        match umount2(&p, MntFlags::MNT_DETACH) {
+            Ok(()) | Err(Errno::ENOENT) => {}
+            Err(Errno::EINVAL) | Err(Errno::EPERM) => mount(
+                Some("tmpfs"),
+                &p,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                None::<&str>,
+            )
+            .ctx(|| format!("--no-pivot: cover the host's {}", p.display()))?,
+            Err(e) => {
+                return Err(e).ctx(|| format!("--no-pivot: detach the host's {}", p.display()))
+            }
+        }
+    }
     Ok(())
 }
 

@@ -25,6 +25,9 @@ pub(super) fn mount_one(
         return mount_cgroup(ctx, root, dest, &o);
     }
     let bind = o.flags.contains(MsFlags::MS_BIND);
+    if !bind && matches!(typ, "proc" | "sysfs") {
+        ordinary_directory(root, dest, typ)?;
+    }
     let source = m.source().clone().unwrap_or_default();
     let source = if bind && source.is_relative() {
         ctx.bundle.join(source)
@@ -180,6 +183,26 @@ pub(super) fn check_proc_destination(root_proc: &Path, target: &OwnedFd, typ: &s
             PROC_ALLOWED.join(", ")
         )))
     }
+}
+
+/// procfs and sysfs go only on a plain directory of the rootfs (or where
+/// nothing is yet): a rootfs whose `/proc` is a symlink elsewhere would get
+/// its procfs there, and what berth later writes or masks under the
+/// container's `/proc` would miss it (CVE-2023-28642). runc's refusal and
+/// wording.
+fn ordinary_directory(root: &OwnedFd, dest: &Path, typ: &str) -> Result<()> {
+    let fd = match open_in_root(root, dest, OFlag::O_PATH | OFlag::O_NOFOLLOW) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(e).ctx(|| format!("resolve {} in rootfs", dest.display())),
+    };
+    let st = nix::sys::stat::fstat(&fd).ctx(|| format!("stat {}", dest.display()))?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+        return Err(Error::Other(format!(
+            "filesystem {typ:?} must be mounted on ordinary directory"
+        )));
+    }
+    Ok(())
 }
 
 /// Remounts a bind mount with `flags`; in a user namespace the flags the

@@ -3,11 +3,19 @@
 //! The filter is built in the container's process before anything else
 //! changes (a bad profile fails `create`/`exec` with the field named) and
 //! loaded as late as the kernel allows:
-//! - with `noNewPrivileges`, right before execve(2), after `start`;
+//! - with `noNewPrivileges`, once `start` says go: before the
+//!   startContainer hooks (which run under it, as in runc) and execve(2);
 //! - without it, before the capabilities are dropped (seccomp(2) needs
 //!   CAP_SYS_ADMIN when no_new_privs is not set);
 //! - with an `SCMP_ACT_NOTIFY` rule, before `create` returns: the listener
 //!   fd goes to berth over the socketpair and on to `listenerPath`.
+//!
+//! A syscall newer than every one the profile names gets ENOSYS, not the
+//! default action, when that default refuses (runc's behaviour, which
+//! Docker's default profile relies on): a program then falls back to an
+//! older call (glibc from clone3 to clone) instead of failing on EPERM.
+//! berth adds an ENOSYS rule for each number of the native architecture
+//! above the highest the profile names, up to [`NATIVE_SYSCALL_LIMIT`].
 
 use crate::error::{Error, Result};
 use libseccomp::{
@@ -18,6 +26,12 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::str::FromStr;
 
 const FIELD: &str = "linux.seccomp";
+
+/// The end of the native syscall numbers the ENOSYS rules cover: x86_64's
+/// table ends below 512, where the x32 numbers begin; on other
+/// architectures the same bound covers today's tables (below 470) with
+/// room for new calls.
+const NATIVE_SYSCALL_LIMIT: i32 = 512;
 
 /// A compiled filter, not yet loaded.
 pub(crate) struct Filter {
@@ -76,6 +90,27 @@ pub(crate) fn build(s: &LinuxSeccomp) -> Result<Filter> {
     let mut ctx = ScmpFilterContext::new(default).map_err(|e| err("defaultAction", e))?;
     // berth sets no_new_privs itself, from process.noNewPrivileges.
     ctx.set_ctl_nnp(false).map_err(|e| err("no_new_privs", e))?;
+    // The ENOSYS rules go in while the filter has only the native
+    // architecture: libseccomp cannot translate a number it has no name for
+    // to the others, and refuses such a rule once they are in.
+    let enosys = ScmpAction::Errno(libc::ENOSYS);
+    if refuses(default) && default != enosys {
+        let native = ScmpArch::native();
+        let highest = s
+            .syscalls()
+            .iter()
+            .flatten()
+            .flat_map(|sc| sc.names())
+            .filter_map(|n| ScmpSyscall::from_name_by_arch(n, native).ok())
+            .map(i32::from)
+            .max();
+        if let Some(highest) = highest {
+            for nr in highest + 1..NATIVE_SYSCALL_LIMIT {
+                ctx.add_rule(enosys, ScmpSyscall::from(nr))
+                    .map_err(|e| err(format!("ENOSYS for syscall {nr}"), e))?;
+            }
+        }
+    }
     for a in s.architectures().iter().flatten() {
         let n = name_of(a);
         let arch = ScmpArch::from_str(&n).map_err(|e| err(format!("architecture {n}"), e))?;
@@ -146,6 +181,11 @@ pub(crate) fn build(s: &LinuxSeccomp) -> Result<Filter> {
         return Err(err("listenerPath", "SCMP_ACT_NOTIFY needs a listenerPath"));
     }
     Ok(Filter { ctx, notify })
+}
+
+/// Whether an action stops the syscall (the ENOSYS rules then matter).
+fn refuses(a: ScmpAction) -> bool {
+    !matches!(a, ScmpAction::Allow | ScmpAction::Log | ScmpAction::Notify)
 }
 
 impl Filter {
