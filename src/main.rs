@@ -107,6 +107,25 @@ fn berth_main() -> ! {
             fail(&cli, &e.to_string());
         }
     }
+    // runc creates --log at start, so a caller finds it even when all went
+    // well.
+    if let Some(path) = &cli.global.log {
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path);
+    }
+    // --debug logs each step with the time since berth started (after the
+    // re-exec, so that a line is written once).
+    if cli.global.debug {
+        let _ = STARTED.set(std::time::Instant::now());
+        berth_runtime::set_debug_handler(debug);
+        debug(&format!(
+            "berth {} {}",
+            env!("CARGO_PKG_VERSION"),
+            std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+        ));
+    }
     match cli.cmd.run(&cli.global) {
         Ok(code) => std::process::exit(code),
         Err(e) => fail(&cli, &format!("{e:#}")),
@@ -122,6 +141,23 @@ fn warning(msg: &str) {
     match LOG.get() {
         Some((Some(path), json)) => append_log(path, *json, "warning", msg),
         _ => eprintln!("warning: {msg}"),
+    }
+}
+
+/// When berth started, for the times of `--debug` lines.
+static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// A `--debug` line (level "debug", runc's format): what berth just did and
+/// when, in ms since it started; to --log when given, else to stderr.
+fn debug(msg: &str) {
+    let ms = STARTED
+        .get()
+        .map_or(0.0, |t| t.elapsed().as_secs_f64() * 1000.0);
+    let msg = format!("{msg} (+{ms:.1}ms)");
+    match LOG.get() {
+        Some((Some(path), json)) => append_log(path, *json, "debug", &msg),
+        Some((None, json)) => eprintln!("{}", log_line(*json, "debug", &msg)),
+        None => {}
     }
 }
 
@@ -162,11 +198,10 @@ fn usage_error(e: &clap::Error) -> ! {
     std::process::exit(1);
 }
 
-/// Appends the error to --log as runc does: one JSON object per line with
-/// `--log-format json`, a logfmt line otherwise.
-fn append_log(path: &std::path::Path, json: bool, level: &str, msg: &str) {
+/// One log line as runc (logrus) writes it.
+fn log_line(json: bool, level: &str, msg: &str) -> String {
     let time = berth_runtime::util::rfc3339_secs(berth_runtime::util::now().0);
-    let line = if json {
+    if json {
         let mut m = serde_json::Map::new();
         m.insert("level".into(), level.into());
         m.insert("msg".into(), msg.into());
@@ -174,7 +209,13 @@ fn append_log(path: &std::path::Path, json: bool, level: &str, msg: &str) {
         serde_json::Value::from(m).to_string()
     } else {
         format!("time={time:?} level={level} msg={msg:?}")
-    };
+    }
+}
+
+/// Appends the error to --log as runc does: one JSON object per line with
+/// `--log-format json`, a logfmt line otherwise.
+fn append_log(path: &std::path::Path, json: bool, level: &str, msg: &str) {
+    let line = log_line(json, level, msg);
     if let Ok(mut f) = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

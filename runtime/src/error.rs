@@ -84,6 +84,22 @@ pub(crate) fn warn(msg: &str) {
     }
 }
 
+static DEBUG: std::sync::OnceLock<fn(&str)> = std::sync::OnceLock::new();
+
+/// Where `--debug` lines go (the CLI writes them as runc does). Without a
+/// handler nothing is formatted: a step costs one load of this cell.
+pub fn set_debug_handler(f: fn(&str)) {
+    let _ = DEBUG.set(f);
+}
+
+/// A debug line for what berth just did, `what()` evaluated only under
+/// `--debug`; the CLI adds the time since berth started.
+pub(crate) fn debug(what: impl FnOnce() -> String) {
+    if let Some(f) = DEBUG.get() {
+        f(&what());
+    }
+}
+
 /// An errno as Go (and so runc) words it: strerror(3) starting lowercase,
 /// e.g. "no such file or directory".
 pub(crate) fn strerror(e: nix::errno::Errno) -> String {

@@ -50,7 +50,7 @@ pub use security::exe;
 /// `--version`).
 pub const SPEC_VERSION: &str = "1.3.0";
 
-pub use error::{set_warning_handler, Error, Result};
+pub use error::{set_debug_handler, set_warning_handler, Error, Result};
 pub use lifecycle::container::{CreateOpts, Runtime};
 pub use lifecycle::exec::ExecOpts;
 pub use lifecycle::ops::features;

@@ -115,6 +115,12 @@ fn field_error(data: &[u8]) -> Option<String> {
     (path != ".").then(|| format!("invalid config: {path}: {}", e.inner()))
 }
 
+/// Whether /sys/fs/cgroup is a cgroup2 mount (a unified host).
+fn unified_host() -> bool {
+    nix::sys::statfs::statfs("/sys/fs/cgroup")
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+}
+
 /// Checks what the spec requires of a config for creating a container
 /// on Linux (config.md, config-linux.md). Returns a message naming the field.
 pub fn validate(spec: &Spec) -> std::result::Result<(), String> {
@@ -469,7 +475,7 @@ pub fn default_spec(rootless: bool) -> serde_json::Value {
             "resources": {"devices": [{"allow": false, "access": "rwm"}]},
             "namespaces": [
                 {"type": "pid"}, {"type": "network"}, {"type": "ipc"},
-                {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}
+                {"type": "uts"}, {"type": "mount"}
             ],
             "maskedPaths": [
                 "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
@@ -482,6 +488,14 @@ pub fn default_spec(rootless: bool) -> serde_json::Value {
             ]
         }
     });
+    // A cgroup namespace only on a cgroup v2 host, as `runc spec` writes it:
+    // tools start from this config and add the namespaces they want.
+    if !rootless && unified_host() {
+        spec["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "cgroup"}));
+    }
     if rootless {
         let uid = nix::unistd::getuid().as_raw();
         let gid = nix::unistd::getgid().as_raw();

@@ -46,7 +46,7 @@ pub struct Args {
     /// Sub-cgroup to run in (only empty is accepted).
     #[arg(long)]
     cgroup: Vec<String>,
-    /// Accepted for runc compatibility.
+    /// Exec into a paused container (the process stays frozen until resume)
     #[arg(long)]
     ignore_paused: bool,
     id: String,
@@ -75,6 +75,7 @@ pub fn run(g: &Global, a: &Args) -> Result<i32> {
         preserve_fds: a.preserve_fds,
         apparmor: a.apparmor.clone(),
         process_label: a.process_label.clone(),
+        ignore_paused: a.ignore_paused,
     };
     Ok(g.runtime()?.exec(&o)?)
 }

@@ -31,13 +31,15 @@ pub struct Global {
     /// rootless: $XDG_RUNTIME_DIR/berth).
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
-    /// Append errors and warnings to FILE (one line each).
+    /// Append errors, warnings and --debug lines to FILE (one line each;
+    /// created at start, as runc does).
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
     /// Format of --log lines.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// Accepted for runc compatibility (berth logs only errors).
+    /// Log each step of create, start and exec with its time (to --log,
+    /// else stderr).
     #[arg(long)]
     pub debug: bool,
     /// Use systemd for the container's cgroup (the system bus; rootless,

@@ -10,10 +10,11 @@ pub struct Args {
     /// A runtime-spec linux.resources JSON file (- for stdin).
     #[arg(short, long, value_name = "FILE")]
     resources: Option<PathBuf>,
-    /// Memory limit (bytes, or 64m, 1g).
-    #[arg(long, value_name = "SIZE")]
+    /// Memory limit (bytes, or 64m, 1g; -1 for unlimited).
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
     memory: Option<String>,
-    #[arg(long, value_name = "SIZE")]
+    /// Memory soft limit (-1 for none).
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
     memory_reservation: Option<String>,
     /// Memory plus swap limit (-1 for unlimited).
     #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
@@ -21,7 +22,8 @@ pub struct Args {
     /// Accepted for runc compatibility; ignored (cgroup v2 has no kernel memory limit).
     #[arg(long, value_name = "SIZE")]
     kernel_memory: Option<String>,
-    #[arg(long, value_name = "N")]
+    /// CPU shares (runc spells it --cpu-share).
+    #[arg(long, value_name = "N", alias = "cpu-share")]
     cpu_shares: Option<u64>,
     #[arg(long, value_name = "US", allow_hyphen_values = true)]
     cpu_quota: Option<i64>,

@@ -383,6 +383,12 @@ impl T {
         c["process"]["terminal"] = json!(false);
         c["process"]["args"] = json!(args);
         c["hostname"] = json!("berth-test");
+        // The tests run in a cgroup namespace of their own on every host
+        // (`berth spec` writes one only on a cgroup v2 host, as runc does).
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        if !ns.iter().any(|n| n["type"] == "cgroup") {
+            ns.push(json!({"type": "cgroup"}));
+        }
         // Each config its own leaf under the test's parent cgroup (a unit
         // of its own under systemd).
         let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -7,6 +7,7 @@ mod common;
 
 mod cgroups;
 mod compat;
+mod contract;
 mod exec;
 mod hooks;
 mod lifecycle;

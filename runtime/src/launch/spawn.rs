@@ -111,6 +111,15 @@ impl Spawn<'_> {
             false => crate::cgroups::devices::rules(spec.linux().as_ref())?,
         };
         self.cgroup.create(res)?;
+        crate::error::debug(|| {
+            let first = self.rec.leaves.first().map(|l| l.display().to_string());
+            format!(
+                "create {}: cgroup made in {} hierarchies ({} ...), limits written",
+                self.rec.id,
+                self.rec.leaves.len(),
+                first.unwrap_or_default()
+            )
+        });
         let listener = if self.immediate {
             None
         } else {
@@ -143,6 +152,9 @@ impl Spawn<'_> {
             }
         }
         let cloned = cloned.ctx(|| "clone container init".into())?;
+        if cloned.pid != 0 {
+            crate::error::debug(|| format!("create {}: init {} cloned", self.rec.id, cloned.pid));
+        }
         if cloned.pid == 0 {
             drop(parent);
             init::run(init::Args {
@@ -265,12 +277,26 @@ impl Spawn<'_> {
             state::state_doc(&r, Status::Creating)
         };
         go(parent)?;
+        crate::error::debug(|| format!("create {}: init {pid} placed and released", self.rec.id));
         loop {
             match parent.recv() {
                 Ok(Some(Msg::Ready)) => {
+                    crate::error::debug(|| {
+                        format!(
+                            "create {}: init {pid}: rootfs made, process set up",
+                            self.rec.id
+                        )
+                    });
                     // The rootfs is made: the device rules from now on.
                     if let Some(rules) = devices {
                         self.cgroup.restrict_devices(leaf.as_deref(), rules)?;
+                        crate::error::debug(|| {
+                            format!(
+                                "create {}: {} device rules written",
+                                self.rec.id,
+                                rules.len()
+                            )
+                        });
                     }
                     return Ok(leaf);
                 }

@@ -126,6 +126,13 @@ impl Runtime {
     fn create_inner(&self, o: &CreateOpts, immediate: bool) -> Result<Created> {
         state::validate_id(&o.id)?;
         let mut bundle = spec::load_bundle(&o.bundle)?;
+        crate::error::debug(|| {
+            format!(
+                "create {}: config.json of {} loaded and valid",
+                o.id,
+                bundle.dir.display()
+            )
+        });
         let preserve_fds = listen_fds(&mut bundle, o.preserve_fds);
         let linux = bundle.spec.linux().as_ref();
         let ns = Plan::new(linux.and_then(|l| l.namespaces().as_deref()).unwrap_or(&[]))?;
@@ -181,6 +188,9 @@ impl Runtime {
         };
 
         let (dir, lock) = self.store.claim(&o.id)?;
+        crate::error::debug(|| {
+            format!("create {}: state directory {} claimed", o.id, dir.display())
+        });
         let mut rec = Record {
             id: o.id.clone(),
             bundle: bundle.dir.clone(),
@@ -227,6 +237,7 @@ impl Runtime {
         };
         rec.pid = spawned.pid;
         rec.pid_start = spawned.start;
+        crate::error::debug(|| format!("create {}: init {} ready", o.id, rec.pid));
         if let Some(leaf) = spawned.leaf {
             // Where systemd put it.
             rec.freezer = Some(leaf.join("cgroup.freeze"));
@@ -288,11 +299,13 @@ impl Runtime {
         let _ = std::fs::remove_file(dir.join(START_SOCK));
         conn.write_all(b"S")
             .map_err(|e| Error::Init(format!("cannot start: {e}")))?;
+        crate::error::debug(|| format!("start {id}: init {} released", rec.pid));
         let mut msg = String::new();
         let _ = conn.read_to_string(&mut msg);
         if !msg.is_empty() {
             return Err(Error::Init(msg));
         }
+        crate::error::debug(|| format!("start {id}: program exec'd"));
         self.poststart(rec)
     }
 
@@ -306,6 +319,7 @@ impl Runtime {
             Ok(Some(Msg::Error(m))) => return Err(Error::Init(m)),
             _ => return Err(Error::Init("exited before exec".into())),
         }
+        crate::error::debug(|| format!("start {}: program exec'd", rec.id));
         self.poststart(rec)
     }
 
@@ -338,9 +352,9 @@ impl Runtime {
         Ok(out)
     }
 
-    /// `kill`: sends `sig` to the init, or with `all` to every process of
-    /// the container's cgroup.
-    pub fn kill(&self, id: &str, sig: Signal, all: bool) -> Result<()> {
+    /// `kill`: `sig` to the init (or, with `all`, every process of the
+    /// container's cgroup); `None` (signal 0) checks they are there.
+    pub fn kill(&self, id: &str, sig: Option<Signal>, all: bool) -> Result<()> {
         let rec = self.store.load(id)?;
         let status = self.store.status(&rec);
         if matches!(status, Status::Stopped | Status::Creating) {
@@ -353,13 +367,23 @@ impl Runtime {
             return Ok(());
         }
         let fd = rec.pidfd().ok_or(Error::NotRunning)?;
-        process::pidfd_signal(&fd, sig).ctx(|| format!("kill {sig}"))
+        let n = sig.map_or(0, |s| s as i32);
+        process::pidfd_send(&fd, n).ctx(|| format!("kill {}", sig.map_or("0", |s| s.as_str())))
     }
 
     /// `delete`: removes a stopped (or, with `force`, any) container.
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
-        let _lock = self.store.lock(id)?;
-        let rec = self.store.load(id)?;
+        // `delete --force` of a container that does not exist succeeds:
+        // orchestrators call it to be sure one is gone (runc alike).
+        let gone = |e: &Error| force && matches!(e, Error::NotExist);
+        let _lock = match self.store.lock(id) {
+            Err(e) if gone(&e) => return Ok(()),
+            r => r?,
+        };
+        let rec = match self.store.load(id) {
+            Err(e) if gone(&e) => return Ok(()),
+            r => r?,
+        };
         let status = self.store.status(&rec);
         match status {
             Status::Stopped | Status::Creating => {}

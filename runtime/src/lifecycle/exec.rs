@@ -46,6 +46,9 @@ pub struct ExecOpts {
     pub preserve_fds: u32,
     pub apparmor: Option<String>,
     pub process_label: Option<String>,
+    /// `--ignore-paused`: exec into a paused container (the process stays
+    /// frozen with it until `resume`).
+    pub ignore_paused: bool,
 }
 
 fn ns_file(t: LinuxNamespaceType) -> &'static str {
@@ -66,10 +69,19 @@ fn ns_file(t: LinuxNamespaceType) -> &'static str {
 fn build_process(o: &ExecOpts, base: &Process) -> Result<Process> {
     if let Some(p) = &o.process {
         let data = crate::util::read_file_or_stdin(p)?;
-        let mut pr: Process = serde_json::from_slice(&data).map_err(|e| Error::Config {
+        let bad = |e: serde_json::Error| Error::Config {
             path: p.clone(),
             msg: format!("invalid process: {e}"),
-        })?;
+        };
+        let mut v: serde_json::Value = serde_json::from_slice(&data).map_err(bad)?;
+        // A process without `user` runs as the container's user (runc).
+        if let Some(m) = v.as_object_mut().filter(|m| !m.contains_key("user")) {
+            m.insert(
+                "user".into(),
+                serde_json::to_value(base.user()).map_err(bad)?,
+            );
+        }
+        let mut pr: Process = serde_json::from_value(v).map_err(bad)?;
         if o.tty {
             pr.set_terminal(Some(true));
         }
@@ -167,7 +179,12 @@ impl Runtime {
         let rec = self.store.load(&o.id)?;
         match self.store.status(&rec) {
             Status::Running | Status::Created => {}
-            Status::Paused => return Err(Error::Other("cannot exec in a paused container".into())),
+            Status::Paused if o.ignore_paused => {}
+            Status::Paused => {
+                return Err(Error::Other(
+                    "cannot exec in a paused container (use --ignore-paused to override)".into(),
+                ))
+            }
             Status::Stopped | Status::Creating => {
                 return Err(Error::Other("cannot exec in a stopped container".into()))
             }
@@ -254,6 +271,7 @@ impl Runtime {
             process::exit_child(255)
         }
         drop(child);
+        crate::error::debug(|| format!("exec {}: process {pid} cloned", o.id));
         let setup = (|| -> Result<()> {
             cgroup.add(child_of)?;
             parent
@@ -279,6 +297,7 @@ impl Runtime {
             process::kill_and_reap(pid, true);
             return Err(e);
         }
+        crate::error::debug(|| format!("exec {}: process {pid} exec'd", o.id));
         let master = console.master()?;
         if let Some(f) = &o.pid_file {
             process::write_pid_file(f, pid)?;

@@ -171,16 +171,14 @@ pub fn pidfd_open(pid: i32) -> Option<OwnedFd> {
 
 /// Sends `sig` to the process of a pidfd.
 pub fn pidfd_signal(fd: &OwnedFd, sig: Signal) -> nix::Result<()> {
+    pidfd_send(fd, sig as i32)
+}
+
+/// pidfd_send_signal(2) of signal number `sig`; 0 only checks that the
+/// process is there.
+pub fn pidfd_send(fd: &OwnedFd, sig: i32) -> nix::Result<()> {
     // SAFETY: pidfd_send_signal with a valid pidfd, a signal number, no siginfo.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            fd.as_raw_fd(),
-            sig as i32,
-            0usize,
-            0,
-        )
-    };
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, fd.as_raw_fd(), sig, 0usize, 0) };
     nix::errno::Errno::result(r).map(drop)
 }
 

@@ -20,7 +20,7 @@ pub use options::*;
 use crate::cgroups::Cgroup;
 use crate::error::{Error, Result, SysCtx};
 use devices::create_devices;
-use mount::mount_one;
+use mount::{mount_one, remount_ro};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -98,12 +98,22 @@ pub fn prepare_rootfs(
     let root_proc = std::fs::read_link(fdpath(&root))
         .map_err(|e| Error::io("readlink", ctx.rootfs, e))?
         .join("proc");
+    fn at(i: usize, m: &oci_spec::runtime::Mount) -> impl FnOnce(Error) -> Error + '_ {
+        move |e| Error::Other(format!("mounts[{i}] {}: {e}", m.destination().display()))
+    }
+    let mut ro_later = Vec::new();
     for (i, m) in ctx.spec.mounts().iter().flatten().enumerate() {
         let tree = ctx.idmapped.iter().find(|(n, _)| *n == i).map(|(_, t)| t);
-        mount_one(ctx, &root, &root_proc, m, tree)
-            .map_err(|e| Error::Other(format!("mounts[{i}] {}: {e}", m.destination().display())))?;
+        if mount_one(ctx, &root, &root_proc, m, tree).map_err(at(i, m))? {
+            ro_later.push((i, m));
+        }
     }
     create_devices(ctx, &root)?;
+    // Read-only tmpfs mounts (a read-only /dev with /dev/pts below it) once
+    // their submounts and device nodes are made, deepest first.
+    for (i, m) in ro_later.into_iter().rev() {
+        remount_ro(&root, m).map_err(at(i, m))?;
+    }
 
     before_pivot()?;
     if no_pivot {

@@ -10,19 +10,22 @@ use oci_spec::runtime::Mount;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-/// `root_proc`: the resolved host path of the rootfs's `/proc`.
+/// `root_proc`: the resolved host path of the rootfs's `/proc`. Returns
+/// whether the mount is still to be made read-only (a read-only tmpfs is
+/// mounted writable so that mounts and device nodes can go below it, as
+/// runc does; `prepare_rootfs` remounts it once they are made).
 pub(super) fn mount_one(
     ctx: &RootfsCtx,
     root: &OwnedFd,
     root_proc: &Path,
     m: &Mount,
     idmapped: Option<&OwnedFd>,
-) -> Result<()> {
+) -> Result<bool> {
     let o = parse_options(m.options().as_deref().unwrap_or(&[]));
     let typ = m.typ().as_deref().unwrap_or("");
     let dest = m.destination();
     if typ == "cgroup" || typ == "cgroup2" {
-        return mount_cgroup(ctx, root, dest, &o);
+        return mount_cgroup(ctx, root, dest, &o).map(|()| false);
     }
     let bind = o.flags.contains(MsFlags::MS_BIND);
     if !bind && matches!(typ, "proc" | "sysfs") {
@@ -46,7 +49,7 @@ pub(super) fn mount_one(
         mkdir_all_in_root(root, dest)
     }
     .ctx(|| "resolve destination in rootfs".into())?;
-    check_proc_destination(root_proc, &target, typ)?;
+    check_proc_destination(root_proc, &target, typ, bind.then_some(source.as_path()))?;
     let mut data = o.data.join(",");
     // linux.mountLabel labels what the container's own filesystems hold.
     if let Some(label) = ctx
@@ -66,6 +69,7 @@ pub(super) fn mount_one(
     }
     let data = (!data.is_empty()).then_some(data.as_str());
     let reopen = || open_in_root(root, dest, OFlag::O_PATH).ctx(|| "reopen target".into());
+    let mut ro_later = false;
     if bind {
         match idmapped {
             Some(tree) => crate::fs::newmount::move_onto(tree, &target)?,
@@ -94,11 +98,13 @@ pub(super) fn mount_one(
         } else {
             None
         };
-        let flags = if below.is_some() {
+        let later_ro = below.is_none() && typ == "tmpfs" && o.flags.contains(MsFlags::MS_RDONLY);
+        let flags = if below.is_some() || later_ro {
             o.flags & !MsFlags::MS_RDONLY
         } else {
             o.flags
         };
+        ro_later = later_ro;
         match mount(Some(&src), &fdpath(&target), Some(typ), flags, data) {
             Ok(()) => {}
             // sysfs belongs to a network namespace: in a user namespace
@@ -142,7 +148,7 @@ pub(super) fn mount_one(
         )
         .ctx(|| "set propagation".into())?;
     }
-    Ok(())
+    Ok(ro_later)
 }
 
 /// The procfs files a mount may cover (lxcfs-style overlays), as runc
@@ -164,14 +170,26 @@ pub(super) const PROC_ALLOWED: &[&str] = &[
 /// (after symlinks): /proc itself takes only a `proc` mount, and below it
 /// only [`PROC_ALLOWED`]. A mount over a procfs file would redirect what
 /// berth or the container writes there (CVE-2025-52881).
-pub(super) fn check_proc_destination(root_proc: &Path, target: &OwnedFd, typ: &str) -> Result<()> {
+pub(super) fn check_proc_destination(
+    root_proc: &Path,
+    target: &OwnedFd,
+    typ: &str,
+    bind_source: Option<&Path>,
+) -> Result<()> {
     let t = std::fs::read_link(fdpath(target)).map_err(|e| Error::io("readlink", "target", e))?;
     let Ok(rel) = t.strip_prefix(root_proc) else {
         return Ok(());
     };
     let rel = rel.to_string_lossy();
     let ok = if rel.is_empty() {
+        // A bind of a procfs (the host's /proc, for a container sharing
+        // the host's pid namespace, as rootless podman --pid=host makes)
+        // is a procfs on /proc too (runc alike).
         typ == "proc"
+            || bind_source.is_some_and(|s| {
+                nix::sys::statfs::statfs(s)
+                    .is_ok_and(|f| f.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC)
+            })
     } else {
         PROC_ALLOWED.contains(&rel.as_ref())
     };
@@ -183,6 +201,24 @@ pub(super) fn check_proc_destination(root_proc: &Path, target: &OwnedFd, typ: &s
             PROC_ALLOWED.join(", ")
         )))
     }
+}
+
+/// Makes a tmpfs that `mount_one` left writable read-only, once what goes
+/// below it is made.
+pub(super) fn remount_ro(root: &OwnedFd, m: &Mount) -> Result<()> {
+    let o = parse_options(m.options().as_deref().unwrap_or(&[]));
+    let data = o.data.join(",");
+    let data = (!data.is_empty()).then_some(data.as_str());
+    let target =
+        open_in_root(root, m.destination(), OFlag::O_PATH).ctx(|| "reopen target".into())?;
+    mount(
+        None::<&str>,
+        &fdpath(&target),
+        None::<&str>,
+        MsFlags::MS_REMOUNT | o.flags,
+        data,
+    )
+    .ctx(|| "remount read-only".into())
 }
 
 /// procfs and sysfs go only on a plain directory of the rootfs (or where

@@ -206,15 +206,8 @@ pub fn check(spec: &Spec) -> std::result::Result<(), String> {
         let o = parse_options(m.options().as_deref().unwrap_or(&[]));
         let typ = m.typ().as_deref().unwrap_or("");
         let bind = o.flags.contains(MsFlags::MS_BIND);
-        if bind {
-            // A bind mount takes no filesystem data: the kernel would
-            // ignore it, so it would silently not happen.
-            if let Some(d) = o.data.first() {
-                return Err(format!(
-                    "{field}: option {d:?} is not supported for a bind mount"
-                ));
-            }
-        }
+        // Filesystem data on a bind mount (`mode=755`) is what runc hands
+        // to the kernel, which ignores it for binds: passed on, not refused.
         if o.tmpcopyup && typ != "tmpfs" {
             return Err(format!(
                 "{field}: tmpcopyup is only for tmpfs mounts, not {typ:?}"

@@ -1,0 +1,281 @@
+//! The orchestrators' contract: what containerd, Docker, podman and
+//! Kubernetes rely on in runc's behaviour (#25), each checked on a real
+//! container and, where the reference runtime is installed, against runc.
+
+use crate::common::*;
+use serde_json::{json, Value};
+use std::process::Stdio;
+
+fn text(o: &std::process::Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn delete_force_of_a_missing_container_succeeds() {
+    let t = T::new("delmissing");
+    // Orchestrators call it to be sure a container is gone.
+    let o = t.berth(&["delete", "--force", "never-created"]);
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    t.expect_error(
+        &t.berth(&["delete", "never-created"]),
+        "container does not exist",
+    );
+    if with_reference() {
+        let st = std::process::Command::new(runc())
+            .args(["--root", t.dir.join("runc").to_str().unwrap()])
+            .args(["delete", "--force", "never-created"])
+            .status()
+            .unwrap();
+        assert_eq!(st.code(), Some(0), "runc itself");
+    }
+}
+
+#[test]
+fn kill_signal_zero_checks_the_container() {
+    let t = T::new("kill0");
+    let (id, _) = t.sleeper("k", t.config(&["true"]));
+    t.ok(&["kill", &id, "0"]);
+    t.ok(&["kill", "--all", &id, "0"]);
+    // Signal 0 delivered nothing: the container still runs.
+    assert_eq!(t.state(&id)["status"], "running");
+    t.ok(&["kill", &id, "KILL"]);
+    t.wait_status(&id, "stopped");
+    t.expect_error(&t.berth(&["kill", &id, "0"]), "container not running");
+    t.ok(&["delete", &id]);
+}
+
+#[test]
+fn exec_process_without_user_and_ignore_paused() {
+    let t = T::new("execuser");
+    let mut c = t.config(&["true"]);
+    c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    let (id, _) = t.sleeper("u", c);
+    // A process.json without `user` runs as the container's user.
+    let p = t.dir.join("process.json");
+    std::fs::write(
+        &p,
+        json!({"args": ["sh", "-c", "echo $(id -u):$(id -g)"], "cwd": "/", "env": ["PATH=/bin"]})
+            .to_string(),
+    )
+    .unwrap();
+    let out = t.ok(&["exec", "-p", p.to_str().unwrap(), &id]);
+    assert_eq!(out.trim(), "1000:1000");
+    // Paused: refused unless --ignore-paused; with it the process runs
+    // once the container is resumed.
+    t.ok(&["pause", &id]);
+    let o = t.berth(&["exec", &id, "true"]);
+    assert_eq!(o.status.code(), Some(255), "{:?}", text(&o));
+    assert!(
+        text(&o)
+            .1
+            .contains("cannot exec in a paused container (use --ignore-paused to override)"),
+        "{:?}",
+        text(&o)
+    );
+    let out = t.dir.join("paused.out");
+    let mut child = t
+        .cmd(&[
+            "exec",
+            "--ignore-paused",
+            &id,
+            "sh",
+            "-c",
+            "echo ran-after-resume",
+        ])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "",
+        "ran while paused"
+    );
+    t.ok(&["resume", &id]);
+    assert!(child.wait().unwrap().success());
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "ran-after-resume\n");
+    t.ok(&["delete", "-f", &id]);
+}
+
+#[test]
+fn log_file_is_made_and_debug_tells_each_step() {
+    let t = T::new("debuglog");
+    // berth with a --log of the test's choosing (T::cmd gives its own).
+    let with_log = |log: &std::path::Path, args: &[&str]| {
+        let mut c = std::process::Command::new(berth_bin());
+        if systemd() {
+            c.arg("--systemd-cgroup");
+        }
+        c.arg("--root").arg(&t.root).arg("--log").arg(log);
+        c.args(args).current_dir(&t.bundle).stdin(Stdio::null());
+        c
+    };
+    let log = t.dir.join("quiet.log");
+    t.write_config(&t.config(&["true"]));
+    // --log exists after a command that went well, as runc leaves it.
+    let o = with_log(&log, &["run", &t.id("q")]).output().unwrap();
+    assert!(o.status.success(), "{:?}", text(&o));
+    let quiet = std::fs::read_to_string(&log).unwrap();
+    assert!(!quiet.contains("level=error"), "{quiet}");
+    // --debug: runc's logfmt lines, one per step of create, start, exec.
+    let dbg = t.dir.join("debug.log");
+    let id = t.id("d");
+    t.write_config(&t.config(&["sleep", "600"]));
+    // (Not piped: the container's init holds the stdio it was given.)
+    let logged = |args: &[&str]| {
+        let mut a = vec!["--debug"];
+        a.extend_from_slice(args);
+        let st = with_log(&dbg, &a)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(
+            st.success(),
+            "{args:?}: {}",
+            std::fs::read_to_string(&dbg).unwrap()
+        );
+    };
+    logged(&["create", &id]);
+    logged(&["start", &id]);
+    logged(&["exec", &id, "true"]);
+    let lines = std::fs::read_to_string(&dbg).unwrap();
+    for step in [
+        "config.json of",
+        "state directory",
+        "cgroup made",
+        "cloned",
+        "rootfs made",
+        "ready",
+        "released",
+        "program exec'd",
+        "exec ",
+    ] {
+        assert!(lines.contains(step), "no {step:?} line: {lines}");
+    }
+    for l in lines.lines() {
+        assert!(
+            l.starts_with("time=\"") && l.contains(" level=debug msg=\"") && l.contains("ms)\""),
+            "not runc's format: {l}"
+        );
+    }
+    // Without --log, debug lines go to stderr.
+    let o = std::process::Command::new(berth_bin())
+        .args(["--root", t.root.to_str().unwrap(), "--debug", "state", &id])
+        .output()
+        .unwrap();
+    assert!(text(&o).1.contains("level=debug"), "{:?}", text(&o));
+    t.ok(&["delete", "-f", &id]);
+}
+
+#[test]
+fn update_memory_unlimited_and_cpu_share() {
+    let t = T::new("updflags");
+    let mut c = t.config(&["true"]);
+    c["linux"]["resources"]["memory"] = json!({"limit": 100 << 20});
+    c["linux"]["resources"]["cpu"] = json!({"shares": 512});
+    let (id, _) = t.sleeper("u", c);
+    let (mem, cpu) = if unified() {
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/cpu.weight")
+    } else {
+        (
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/cpu/cpu.shares",
+        )
+    };
+    let read = |f: &str| t.ok(&["exec", &id, "cat", f]).trim().to_string();
+    assert_eq!(read(mem), "104857600");
+    t.ok(&["update", "--memory", "-1", &id]);
+    let unlimited = read(mem);
+    assert!(
+        unlimited == "max" || unlimited.parse::<u64>().unwrap() > 1 << 60,
+        "{unlimited}"
+    );
+    // runc's spelling of the flag.
+    t.ok(&["update", "--cpu-share", "100", &id]);
+    // cgroup v2: runc's conversion of shares to a weight.
+    assert_eq!(read(cpu), if unified() { "4" } else { "100" });
+    t.ok(&["delete", "-f", &id]);
+}
+
+/// Mount configs runc starts: data options on a bind (the kernel ignores
+/// them), a read-only /dev with /dev/pts and others below it, and a bind of
+/// the host's /proc onto /proc for a container in the host's pid namespace.
+#[test]
+fn mount_configs_runc_starts() {
+    let t = T::new("mountcfg");
+    let mut c = t.config(&[
+        "sh",
+        "-c",
+        "stat -c %a /data; touch /dev/x 2>&1; ls /dev/pts/ptmx",
+    ]);
+    let data = t.dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    c["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/data", "type": "bind", "source": data,
+        "options": ["bind", "mode=755", "size=1m"]
+    }));
+    c["root"]["readonly"] = json!(false);
+    for m in c["mounts"].as_array_mut().unwrap() {
+        if m["destination"] == "/dev" {
+            m["options"].as_array_mut().unwrap().push(json!("ro"));
+        }
+    }
+    let (code, out, err) = t.run(&c);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[1].contains("Read-only file system"), "{out}");
+    assert_eq!(lines.get(2), Some(&"/dev/pts/ptmx"), "{out}");
+    // The host's /proc bound onto /proc, the host's pid namespace.
+    let mut c = t.config(&["readlink", "/proc/self/ns/pid"]);
+    drop_ns(&mut c, &["pid"]);
+    c["mounts"][0] = json!({"destination": "/proc", "type": "bind", "source": "/proc",
+                            "options": ["rbind", "nosuid", "noexec", "nodev"]});
+    let (code, out, err) = t.run(&c);
+    assert_eq!(code, 0, "{err}");
+    let host = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    assert_eq!(out.trim(), host.to_str().unwrap());
+    // Anything else onto /proc is still refused.
+    let mut c = t.config(&["true"]);
+    c["mounts"][0] = json!({"destination": "/proc", "type": "bind", "source": data,
+                            "options": ["rbind"]});
+    let (code, _, err) = t.run(&c);
+    assert_eq!(code, 1);
+    assert!(err.contains("destination resolves to /proc"), "{err}");
+}
+
+/// `berth spec` writes the namespaces `runc spec` writes on this host: a
+/// cgroup namespace only on a cgroup v2 host (tools start from the spec
+/// and add their own).
+#[test]
+fn spec_namespaces_as_runc_spec() {
+    let t = T::new("specns");
+    let names = |dir: &std::path::Path, bin: &std::path::Path| -> Vec<String> {
+        std::fs::create_dir_all(dir).unwrap();
+        let st = std::process::Command::new(bin)
+            .arg("spec")
+            .current_dir(dir)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let c: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+        let mut v: Vec<String> = c["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let ours = names(&t.dir.join("berth"), &berth_bin());
+    assert_eq!(ours.contains(&"cgroup".to_string()), unified(), "{ours:?}");
+    let theirs = names(&t.dir.join("runc"), &runc());
+    assert_eq!(ours, theirs);
+}
