@@ -279,3 +279,61 @@ fn spec_namespaces_as_runc_spec() {
     let theirs = names(&t.dir.join("runc"), &runc());
     assert_eq!(ours, theirs);
 }
+
+/// cgroup v1: a container placed under a pre-made parent whose cpuset is
+/// empty (a kubelet pod cgroup) starts: the parent and the container's
+/// directory take the nearest ancestor's cpus and mems, as runc fills them
+/// (without that, joining fails with ENOSPC).
+#[test]
+fn empty_cpuset_parent_is_filled_on_v1() {
+    if unified() || systemd() {
+        return; // cgroup v2 has no per-directory cpuset to fill.
+    }
+    let t = T::new("cpusetpod");
+    let pod = std::path::Path::new("/sys/fs/cgroup/cpuset/berth-test")
+        .join(&t.token)
+        .join("pod");
+    std::fs::create_dir(&pod).unwrap();
+    // The pod cgroup is the test's: removed even when an assertion fails
+    // (before the harness removes the test's own parents).
+    struct Made(std::path::PathBuf);
+    impl Drop for Made {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir(self.0.join("c"));
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let _made = Made(pod.clone());
+    let cpus = |d: &std::path::Path| std::fs::read_to_string(d.join("cpuset.cpus")).unwrap();
+    assert_eq!(
+        cpus(&pod).trim(),
+        "",
+        "a fresh v1 cpuset directory is empty"
+    );
+    let mut c = t.config(&["cat", "/sys/fs/cgroup/cpuset/cpuset.cpus"]);
+    c["linux"]["cgroupsPath"] = json!(format!("/berth-test/{}/pod/c", t.token));
+    let (code, out, err) = t.run(&c);
+    assert_eq!(code, 0, "{err}");
+    let host = cpus(std::path::Path::new("/sys/fs/cgroup/cpuset"));
+    assert_eq!(out.trim(), host.trim());
+    assert_eq!(cpus(&pod).trim(), host.trim());
+}
+
+/// A cwd only root may enter (/root, 0700) with a non-root user: entered
+/// before the user changes, as runc does.
+#[test]
+fn cwd_only_root_may_enter() {
+    let t = T::new("rootcwd");
+    let root = t.bundle.join("rootfs/root");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let mut c = t.config(&["sh", "-c", "pwd; id -u; ls . 2>&1 | head -1"]);
+    c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    c["process"]["cwd"] = json!("/root");
+    let (code, out, err) = t.run(&c);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(&lines[..2], ["/root", "1000"], "{out}");
+    // Inside, the user is still only the user.
+    assert!(lines[2].contains("Permission denied"), "{out}");
+}

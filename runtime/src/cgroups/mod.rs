@@ -466,16 +466,22 @@ fn mkdir_walk(leaf: &Path, h: &Hierarchy) -> Result<()> {
         let parent = d.clone();
         d.push(c);
         match std::fs::create_dir(&d) {
-            Ok(()) => {
-                if h.has("cpuset") {
-                    for f in ["cpuset.cpus", "cpuset.mems"] {
-                        let v = std::fs::read_to_string(parent.join(f)).unwrap_or_default();
-                        write(&d, f, v.trim())?;
-                    }
-                }
-            }
+            Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
             Err(e) => return Err(Error::io("cannot create cgroup", &d, e)),
+        }
+        // v1 cpuset: a directory starts with no cpus and mems, and no
+        // process can join it then (ENOSPC). Each one on the way down that
+        // is empty, berth's or a pre-made parent's (a kubelet pod cgroup),
+        // takes its parent's, as runc fills them.
+        if h.has("cpuset") {
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                let mine = std::fs::read_to_string(d.join(f)).unwrap_or_default();
+                if mine.trim().is_empty() {
+                    let v = std::fs::read_to_string(parent.join(f)).unwrap_or_default();
+                    write(&d, f, v.trim())?;
+                }
+            }
         }
     }
     Ok(())

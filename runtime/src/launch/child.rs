@@ -55,18 +55,20 @@ pub(crate) fn send_notify_fd(chan: &mut Channel, prog: &mut Prog) -> Result<()> 
     }
 }
 
-/// chdir(2) to `cwd`; with `verify`, checks it lies inside the root
-/// (CVE-2024-21626: a cwd reached through a leaked fd is outside it, and
-/// getcwd(2) then fails or says "(unreachable)"). runc's wording.
-fn enter_cwd(cwd: &Path, verify: bool) -> Result<()> {
-    nix::unistd::chdir(cwd).map_err(|e| {
-        Error::Other(format!(
-            "chdir to cwd ({:?}) set in config.json failed: {}",
-            cwd.display().to_string(),
-            strerror(e)
-        ))
-    })?;
-    if verify && !matches!(std::env::current_dir(), Ok(p) if p.is_absolute()) {
+/// A failed chdir(2) to `cwd`, in runc's wording.
+fn cwd_failed(cwd: &Path, e: nix::errno::Errno) -> Error {
+    Error::Other(format!(
+        "chdir to cwd ({:?}) set in config.json failed: {}",
+        cwd.display().to_string(),
+        strerror(e)
+    ))
+}
+
+/// The cwd just entered must lie inside the root (CVE-2024-21626: a cwd
+/// reached through a leaked fd is outside it, and getcwd(2) then fails or
+/// says "(unreachable)"). runc's wording.
+fn verify_cwd(cwd: &Path) -> Result<()> {
+    if !matches!(std::env::current_dir(), Ok(p) if p.is_absolute()) {
         return Err(Error::invalid(
             "process.cwd",
             format!(
@@ -141,8 +143,19 @@ pub(crate) fn finish_process(
     // loaded now, before the user and capabilities change. The cwd check
     // comes first: it must not depend on syscalls the profile may deny.
     let early = !nnp && filter.is_some();
+    // The cwd is entered before the user changes (a directory only root
+    // may enter, like /root for a non-root user, works), and again as the
+    // user where root was refused (a volume only that user may enter): as
+    // runc does. With the filter loaded early, only before.
+    let retry_as_user = match nix::unistd::chdir(cwd) {
+        Ok(()) => {
+            verify_cwd(cwd)?;
+            false
+        }
+        Err(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM) if !early => true,
+        Err(e) => return Err(cwd_failed(cwd, e)),
+    };
     if early {
-        enter_cwd(cwd, true)?;
         if let Some(f) = filter.take() {
             prog.notify_fd = f.load()?;
         }
@@ -150,8 +163,10 @@ pub(crate) fn finish_process(
     crate::security::caps::set_user_and_caps(process, &mut prog.warnings)?;
     let umask = process.user().umask().unwrap_or(0o022);
     nix::sys::stat::umask(Mode::from_bits_truncate(umask));
-    // As the process's user, so a cwd it may not enter fails (as in runc).
-    enter_cwd(cwd, !early)?;
+    if retry_as_user {
+        nix::unistd::chdir(cwd).map_err(|e| cwd_failed(cwd, e))?;
+        verify_cwd(cwd)?;
+    }
     if nnp {
         // SAFETY: prctl with integer arguments only.
         let r = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
