@@ -55,6 +55,29 @@ pub(crate) fn send_notify_fd(chan: &mut Channel, prog: &mut Prog) -> Result<()> 
     }
 }
 
+/// Gives the process's pty (its stdio, made by berth) to its uid before the
+/// user changes, so that a non-root user can use its own terminal, as runc
+/// does: the group stays (devpts's tty group), /dev/null and what the uid
+/// owns already are left, and a refusal (an owner not mapped in a user
+/// namespace) leaves the fd as it is. Stdio berth was handed (a caller's
+/// terminal or pipes) is never touched.
+fn pty_to_user(uid: u32) {
+    let null = nix::sys::stat::makedev(1, 3);
+    for fd in 0..3 {
+        // SAFETY: fds 0-2 stay open for the call (berth's startup fills
+        // closed ones with /dev/null).
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let Ok(st) = nix::sys::stat::fstat(fd) else {
+            continue;
+        };
+        let is_char = st.st_mode & libc::S_IFMT == libc::S_IFCHR;
+        if st.st_uid == uid || (is_char && st.st_rdev == null) {
+            continue;
+        }
+        let _ = nix::unistd::fchown(fd, Some(nix::unistd::Uid::from_raw(uid)), None);
+    }
+}
+
 /// A failed chdir(2) to `cwd`, in runc's wording.
 fn cwd_failed(cwd: &Path, e: nix::errno::Errno) -> Error {
     Error::Other(format!(
@@ -159,6 +182,9 @@ pub(crate) fn finish_process(
         if let Some(f) = filter.take() {
             prog.notify_fd = f.load()?;
         }
+    }
+    if process.terminal().unwrap_or(false) {
+        pty_to_user(process.user().uid());
     }
     crate::security::caps::set_user_and_caps(process, &mut prog.warnings)?;
     let umask = process.user().umask().unwrap_or(0o022);
