@@ -337,3 +337,96 @@ fn cwd_only_root_may_enter() {
     // Inside, the user is still only the user.
     assert!(lines[2].contains("Permission denied"), "{out}");
 }
+
+/// A cgroupsPath naming a cgroup that is already there: frozen, `run -d`
+/// is refused at once (the init would freeze on joining it and create would
+/// wait for ever); with a process in it, the container starts with runc's
+/// warning.
+#[test]
+fn a_frozen_or_busy_cgroup_given_by_path() {
+    if systemd() {
+        return; // systemd makes a new unit for every container.
+    }
+    let t = T::new("frozencg");
+    let rel = format!("berth-test/{}/given", t.token);
+    let (dir, freeze, frozen, thawed) = if unified() {
+        let d = std::path::Path::new("/sys/fs/cgroup").join(&rel);
+        (d, "cgroup.freeze", "1", "0")
+    } else {
+        let d = std::path::Path::new("/sys/fs/cgroup/freezer").join(&rel);
+        (d, "freezer.state", "FROZEN", "THAWED")
+    };
+    std::fs::create_dir(&dir).unwrap();
+    // The cgroup is the test's: thawed and removed even when an assertion
+    // fails (its other hierarchies' directories are berth's).
+    struct Made(std::path::PathBuf, &'static str, &'static str);
+    impl Drop for Made {
+        fn drop(&mut self) {
+            let _ = std::fs::write(self.0.join(self.1), self.2);
+            for _ in 0..100 {
+                if std::fs::remove_dir(&self.0).is_ok() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    }
+    let _made = Made(dir.clone(), freeze, thawed);
+    std::fs::write(dir.join(freeze), frozen).unwrap();
+    let mut c = t.config(&["sleep", "600"]);
+    c["linux"]["cgroupsPath"] = json!(format!("/{rel}"));
+    t.write_config(&c);
+    let id = t.id("f");
+    let mut child = t
+        .cmd(&["run", "-d", &id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if std::time::Instant::now() > end {
+            let _ = child.kill();
+            let _ = std::fs::write(dir.join(freeze), thawed);
+            let _ = child.wait();
+            panic!("run -d into a frozen cgroup hung");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(!status.success());
+    assert!(
+        err.contains("container's cgroup unexpectedly frozen"),
+        "{err}"
+    );
+    // Busy: a process of the test's own in it.
+    std::fs::write(dir.join(freeze), thawed).unwrap();
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    std::fs::write(dir.join("cgroup.procs"), sleeper.id().to_string()).unwrap();
+    let id = t.id("b");
+    let st = t
+        .cmd(&["run", "-d", &id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let log = std::fs::read_to_string(&t.log).unwrap();
+    assert!(
+        log.contains("container's cgroup is not empty: 1 process(es) found"),
+        "{log}"
+    );
+    // delete kills what is in the container's cgroup, the test's process too.
+    t.ok(&["delete", "-f", &id]);
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+}

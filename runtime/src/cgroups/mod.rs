@@ -200,6 +200,7 @@ impl Cgroup {
             return Ok(());
         }
         let extra = needed_v2(res);
+        let mut found = Vec::new();
         for (h, leaf) in &self.dirs {
             // On a hybrid host the cgroup2 hierarchy holds only what the
             // config needs of it (hugetlb, the unified map's controllers).
@@ -207,8 +208,11 @@ impl Cgroup {
                 let defaults = if self.unified { DEFAULT_V2 } else { &[] };
                 enable_controllers(&h.mount, leaf, defaults, &extra)?;
             }
-            mkdir_all(leaf, h)?;
+            if !mkdir_all(leaf, h)? {
+                found.push((h, leaf));
+            }
         }
+        check_joinable(&found)?;
         if let Some(res) = res {
             self.apply(res)?;
         }
@@ -434,6 +438,38 @@ impl Cgroup {
     }
 }
 
+/// The container's directories that were there before `create` (a
+/// caller's explicit cgroupsPath): frozen, the init would freeze on joining
+/// and `create` would wait for it for ever, so it is refused; with
+/// processes in it, berth goes on with runc's warning. Directories berth
+/// made cost nothing here.
+fn check_joinable(found: &[(&Hierarchy, &PathBuf)]) -> Result<()> {
+    for (h, leaf) in found {
+        let (file, frozen) = if h.v2 {
+            ("cgroup.freeze", "1")
+        } else if h.has("freezer") {
+            ("freezer.state", "FROZEN")
+        } else {
+            continue;
+        };
+        let state = std::fs::read_to_string(leaf.join(file)).unwrap_or_default();
+        if state.trim() == frozen {
+            return Err(Error::Other(format!(
+                "container's cgroup unexpectedly frozen ({})",
+                leaf.display()
+            )));
+        }
+    }
+    let leaves: Vec<PathBuf> = found.iter().map(|(_, d)| (*d).clone()).collect();
+    let n = procs(&leaves).len();
+    if n > 0 {
+        crate::error::warn(&format!(
+            "container's cgroup is not empty: {n} process(es) found"
+        ));
+    }
+    Ok(())
+}
+
 fn write(dir: &Path, file: &str, val: &str) -> Result<()> {
     let p = dir.join(file);
     std::fs::write(&p, val).map_err(|e| {
@@ -444,7 +480,10 @@ fn write(dir: &Path, file: &str, val: &str) -> Result<()> {
     })
 }
 
-fn mkdir_all(leaf: &Path, h: &Hierarchy) -> Result<()> {
+/// Makes `leaf` and what is missing above it; returns whether the leaf
+/// itself was made (a leaf that was there may hold processes, or be
+/// frozen).
+fn mkdir_all(leaf: &Path, h: &Hierarchy) -> Result<bool> {
     // A concurrent delete may remove an empty shared parent between two
     // steps: walk again.
     let mut tries = 0;
@@ -458,33 +497,37 @@ fn mkdir_all(leaf: &Path, h: &Hierarchy) -> Result<()> {
     }
 }
 
-fn mkdir_walk(leaf: &Path, h: &Hierarchy) -> Result<()> {
+fn mkdir_walk(leaf: &Path, h: &Hierarchy) -> Result<bool> {
     // Walk down from the mount so cpuset dirs can inherit cpus and mems.
     let rel = leaf.strip_prefix(&h.mount).unwrap_or(leaf);
     let mut d = h.mount.clone();
+    let mut made = false;
     for c in rel.components() {
         let parent = d.clone();
         d.push(c);
-        match std::fs::create_dir(&d) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+        made = match std::fs::create_dir(&d) {
+            Ok(()) => true,
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => false,
             Err(e) => return Err(Error::io("cannot create cgroup", &d, e)),
-        }
+        };
         // v1 cpuset: a directory starts with no cpus and mems, and no
         // process can join it then (ENOSPC). Each one on the way down that
         // is empty, berth's or a pre-made parent's (a kubelet pod cgroup),
         // takes its parent's, as runc fills them.
         if h.has("cpuset") {
             for f in ["cpuset.cpus", "cpuset.mems"] {
-                let mine = std::fs::read_to_string(d.join(f)).unwrap_or_default();
-                if mine.trim().is_empty() {
-                    let v = std::fs::read_to_string(parent.join(f)).unwrap_or_default();
-                    write(&d, f, v.trim())?;
+                if !made {
+                    let mine = std::fs::read_to_string(d.join(f)).unwrap_or_default();
+                    if !mine.trim().is_empty() {
+                        continue;
+                    }
                 }
+                let v = std::fs::read_to_string(parent.join(f)).unwrap_or_default();
+                write(&d, f, v.trim())?;
             }
         }
     }
-    Ok(())
+    Ok(made)
 }
 
 /// Whether this process may create (or join) `leaf`: the leaf's
