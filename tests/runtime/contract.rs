@@ -430,3 +430,77 @@ fn a_frozen_or_busy_cgroup_given_by_path() {
     let _ = sleeper.kill();
     let _ = sleeper.wait();
 }
+
+/// The `events` stream reports an OOM kill in the container's cgroup as
+/// runc does (`{"type":"oom","id":ID}`) and ends when the container stops.
+#[test]
+fn events_stream_reports_an_oom_kill_and_ends() {
+    let t = T::new("eventsoom");
+    let mut c = t.config(&[
+        "sh",
+        "-c",
+        "sleep 1; x=$(head -c 67108864 /dev/zero | tr '\\0' a); sleep 600",
+    ]);
+    c["linux"]["resources"]["memory"] = json!({"limit": 16 << 20, "swap": 16 << 20});
+    t.write_config(&c);
+    let id = t.id("e");
+    let st = t
+        .cmd(&["run", "-d", &id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut ev = t
+        .cmd(&["events", "--interval", "1s", &id])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The OOM killer takes the shell that reads the allocation (the
+    // init): the stream reports the kill and ends with the container.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stdout = ev.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            let Ok(l) = line else { break };
+            let _ = tx.send(l);
+        }
+    });
+    let mut out = String::new();
+    let oom = format!(r#"{{"type":"oom","id":"{id}"}}"#);
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < end {
+        if let Ok(l) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            out.push_str(&l);
+            out.push('\n');
+            if l == oom {
+                break;
+            }
+        }
+    }
+    // Stopping the container ends the stream (the kill may have taken
+    // the init already).
+    let _ = t.berth(&["kill", &id, "KILL"]);
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let status = loop {
+        if let Some(st) = ev.try_wait().unwrap() {
+            break Some(st);
+        }
+        if std::time::Instant::now() > end {
+            let _ = ev.kill();
+            let _ = ev.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    reader.join().unwrap();
+    out.extend(rx.try_iter().map(|l| l + "\n"));
+    assert!(out.lines().any(|l| l == oom), "no oom event: {out}");
+    assert!(out.contains(r#""type":"stats""#), "{out}");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "events did not end: {status:?}"
+    );
+    t.ok(&["delete", "-f", &id]);
+}

@@ -100,6 +100,28 @@ impl Runtime {
         )))
     }
 
+    /// How often the kernel's OOM killer has acted in the container's
+    /// cgroup (v2 `memory.events`, v1 `memory.oom_control`: `oom_kill`),
+    /// for the `events` stream. Readable once the container stopped, while
+    /// its cgroup is there (until `delete`).
+    pub fn oom_kills(&self, id: &str) -> Result<u64> {
+        let (_, cg) = self.cgroup_of(id)?;
+        for (h, d) in &cg.dirs {
+            let file = if h.v2 && cg.unified_dir().is_some() {
+                "memory.events"
+            } else if h.controllers.iter().any(|c| c == "memory") {
+                "memory.oom_control"
+            } else {
+                continue;
+            };
+            return Ok(kv(d, file)
+                .get("oom_kill")
+                .and_then(Value::as_u64)
+                .unwrap_or(0));
+        }
+        Ok(0)
+    }
+
     /// One `events --stats` record, in runc's shape.
     pub fn stats(&self, id: &str) -> Result<Value> {
         let (rec, cg) = self.cgroup_of(id)?;
