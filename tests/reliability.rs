@@ -407,16 +407,18 @@ fn bad_input_battery() {
         ),
         (
             // (An unknown capability is a warning, config.md says: see
-            // tests/runtime/compat.rs.) A bind mount option it cannot honour:
-            "filesystem data on a bind mount",
+            // tests/runtime/compat.rs; filesystem data on a bind is passed
+            // to the kernel, which ignores it: tests/runtime/contract.rs.)
+            // A bind mount option it cannot honour:
+            "idmap without mappings to take",
             Box::new(|c, _| {
                 c["mounts"]
                     .as_array_mut()
                     .unwrap()
                     .push(json!({"destination": "/mnt",
-                    "type": "none", "source": "/tmp", "options": ["rbind", "mode=700"]}))
+                    "type": "none", "source": "/tmp", "options": ["rbind", "idmap"]}))
             }),
-            "option \"mode=700\" is not supported for a bind mount",
+            "idmap needs uidMappings and gidMappings",
         ),
         (
             "sysctl that does not exist",

@@ -43,8 +43,10 @@ pub struct Args {
     /// SELinux label for the process (refused if the host has no SELinux).
     #[arg(long)]
     process_label: Option<String>,
-    /// Sub-cgroup to run in (only empty is accepted).
-    #[arg(long)]
+    /// Run in an existing sub-cgroup of the container's:
+    /// [CONTROLLER[,CONTROLLER]:]SUB (repeatable; without a prefix, every
+    /// hierarchy)
+    #[arg(long, value_name = "[CTRL:]SUB")]
     cgroup: Vec<String>,
     /// Exec into a paused container (the process stays frozen until resume)
     #[arg(long)]
@@ -55,9 +57,6 @@ pub struct Args {
 }
 
 pub fn run(g: &Global, a: &Args) -> Result<i32> {
-    if a.cgroup.iter().any(|c| !c.is_empty()) {
-        anyhow::bail!("--cgroup: sub-cgroups for exec are not supported yet");
-    }
     let o = berth_runtime::ExecOpts {
         id: a.id.clone(),
         process: a.process.clone(),
@@ -76,6 +75,7 @@ pub fn run(g: &Global, a: &Args) -> Result<i32> {
         apparmor: a.apparmor.clone(),
         process_label: a.process_label.clone(),
         ignore_paused: a.ignore_paused,
+        sub_cgroups: a.cgroup.clone(),
     };
     Ok(g.runtime()?.exec(&o)?)
 }

@@ -504,3 +504,94 @@ fn events_stream_reports_an_oom_kill_and_ends() {
     );
     t.ok(&["delete", "-f", &id]);
 }
+
+/// `exec --cgroup [CONTROLLER:]SUB` runs the process in an existing
+/// sub-cgroup of the container's (v1 and hybrid: in the hierarchies of the
+/// controllers named; v2: the one hierarchy), as runc does.
+#[test]
+fn exec_into_a_sub_cgroup() {
+    if systemd() {
+        return; // the unit's cgroup is systemd's to divide.
+    }
+    let t = T::new("execsub");
+    let c = t.config(&["true"]);
+    let path = c["linux"]["cgroupsPath"].as_str().unwrap().to_string();
+    let (id, _) = t.sleeper("s", c);
+    let base = if unified() {
+        "/sys/fs/cgroup"
+    } else {
+        "/sys/fs/cgroup/memory"
+    };
+    let sub = std::path::Path::new(base)
+        .join(path.trim_start_matches('/'))
+        .join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    struct Made(std::path::PathBuf);
+    impl Drop for Made {
+        fn drop(&mut self) {
+            for _ in 0..100 {
+                if std::fs::remove_dir(&self.0).is_ok() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    }
+    let _made = Made(sub.clone());
+    let arg = if unified() { "sub" } else { "memory:sub" };
+    let out = t.ok(&["exec", "--cgroup", arg, &id, "cat", "/proc/self/cgroup"]);
+    let line = |name: &str| {
+        out.lines()
+            .find(|l| {
+                l.split(':')
+                    .nth(1)
+                    .is_some_and(|c| c.split(',').any(|x| x == name))
+            })
+            .unwrap_or_else(|| panic!("no {name} line: {out}"))
+            .to_string()
+    };
+    if unified() {
+        assert_eq!(out.trim(), "0::/sub", "{out}");
+    } else {
+        assert!(line("memory").ends_with(":/sub"), "{out}");
+        assert!(line("pids").ends_with(":/"), "only memory was asked: {out}");
+    }
+    for bad in ["nosuch", "../escape", "nosuchcontroller:sub"] {
+        let o = t.berth(&["exec", "--cgroup", bad, &id, "true"]);
+        assert_eq!(o.status.code(), Some(255), "{bad}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("--cgroup") && err.contains(bad),
+            "{bad}: {err}"
+        );
+    }
+    t.ok(&["delete", "-f", &id]);
+}
+
+/// With a user namespace, a bind source below a directory only the host's
+/// root may enter (the kubelet's 0700 pod directories) is bound: berth opens
+/// it before the namespace, as runc does.
+#[test]
+fn userns_bind_source_under_a_root_only_directory() {
+    let t = T::new("userbind");
+    let private = t.dir.join("pod");
+    let vol = private.join("volume");
+    std::fs::create_dir_all(&vol).unwrap();
+    std::fs::write(vol.join("data"), "from the pod\n").unwrap();
+    std::fs::set_permissions(
+        &private,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    // (/home: a directory the rootfs has; the namespace's root may not
+    // make new ones in the host-owned rootfs.)
+    let mut c = t.config(&["cat", "/home/data"]);
+    with_userns(&mut c, 100000);
+    c["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/home", "type": "bind", "source": vol,
+        "options": ["rbind", "ro"]
+    }));
+    let (code, out, err) = t.run(&c);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "from the pod\n");
+}

@@ -549,12 +549,37 @@ fn writable(h: &Hierarchy, leaf: &Path) -> bool {
 }
 
 /// Pids in the container's cgroup (every hierarchy holds the same ones).
+/// Sub-cgroups included (`exec --cgroup` targets, or those a program in
+/// the container made), as runc counts them.
 pub fn procs(leaves: &[PathBuf]) -> Vec<i32> {
-    leaves
-        .iter()
-        .find_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
-        .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
-        .unwrap_or_default()
+    let Some(leaf) = leaves.iter().find(|d| d.join("cgroup.procs").exists()) else {
+        return Vec::new();
+    };
+    let mut dirs = below(leaf);
+    dirs.push(leaf.clone());
+    dirs.iter()
+        .filter_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
+        .flat_map(|s| {
+            s.lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect()
+}
+
+/// The cgroup directories below `dir`, deepest first.
+fn below(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                let p = e.path();
+                out.extend(below(&p));
+                out.push(p);
+            }
+        }
+    }
+    out
 }
 
 /// Whether the freezer file recorded at create says frozen.
@@ -585,6 +610,13 @@ pub fn kill_all(leaves: &[PathBuf]) {
 /// last processes leave). Idempotent: missing directories are fine.
 pub fn remove(cgroups: &[Vec<PathBuf>]) -> Result<()> {
     for chain in cgroups {
+        // Sub-cgroups of the container's own directory go first (their
+        // processes were killed with the container's).
+        if let Some(leaf) = chain.first() {
+            for d in below(leaf) {
+                let _ = std::fs::remove_dir(d);
+            }
+        }
         for (i, d) in chain.iter().enumerate() {
             let mut tries = 0;
             loop {

@@ -41,6 +41,8 @@ pub(crate) struct Args<'a> {
     pub lock_fd: std::os::fd::RawFd,
     /// Idmapped mounts the parent made (see `idmap.rs`).
     pub idmapped: crate::rootfs::idmap::Trees,
+    /// Bind sources the parent opened for a new user namespace.
+    pub bind_sources: Vec<(usize, std::os::fd::OwnedFd)>,
 }
 
 /// Entry point in the child; never returns.
@@ -186,8 +188,11 @@ fn setup(a: &mut Args) -> Result<Prog> {
             in_userns: a.ns.in_userns() || crate::process::rootless::in_user_namespace(),
             new_cgroupns: a.ns.new_cgroup,
             idmapped: &a.idmapped,
+            bind_sources: &a.bind_sources,
         };
         rootfs::prepare_rootfs(&ctx, a.no_pivot, &mut before_pivot)?;
+        // No fd of the host's tree stays open in the container.
+        a.bind_sources.clear();
     } else {
         before_pivot()?;
         if a.ns.shared_mount {

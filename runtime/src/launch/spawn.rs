@@ -131,6 +131,11 @@ impl Spawn<'_> {
             )
         };
         let idmapped = crate::rootfs::idmap::prepare(spec, &self.bundle.dir)?;
+        let bind_sources = if self.ns.new_user {
+            crate::rootfs::open_bind_sources(spec, &self.bundle.dir, &idmapped)
+        } else {
+            Vec::new()
+        };
         let cg_fd = self.cgroup.clone_into_fd()?;
         if let Some(p) = &self.ns.join_pid {
             let f = std::fs::File::open(p).map_err(|e| Error::io("open namespace", p, e))?;
@@ -173,12 +178,14 @@ impl Spawn<'_> {
                     .then(|| state::state_doc(self.rec, Status::Creating)),
                 preserve_fds: self.preserve_fds,
                 idmapped,
+                bind_sources,
             });
         }
         drop(child);
         drop(listener);
         drop(console);
         drop(idmapped);
+        drop(bind_sources);
         let pid = cloned.pid;
         let leaf = match self.drive(&mut parent, cloned, devices.as_deref()) {
             Ok(leaf) => leaf,

@@ -49,6 +49,72 @@ pub struct ExecOpts {
     /// `--ignore-paused`: exec into a paused container (the process stays
     /// frozen with it until `resume`).
     pub ignore_paused: bool,
+    /// `--cgroup [CONTROLLER[,CONTROLLER]:]SUB`: run in an existing
+    /// sub-cgroup of the container's, in the hierarchies of those
+    /// controllers (all without a prefix); a later one wins.
+    pub sub_cgroups: Vec<String>,
+}
+
+/// The container's cgroup with `--cgroup` applied: each hierarchy's
+/// directory, or the existing sub-cgroup asked for in it.
+fn with_sub_cgroups(cg: Cgroup, subs: &[String]) -> Result<Cgroup> {
+    // (Each SUB is below the container's own directory, not below an
+    // earlier --cgroup's.)
+    if subs.iter().all(|s| s.is_empty()) {
+        return Ok(cg);
+    }
+    let mut dirs = cg.dirs.clone();
+    for s in subs.iter().filter(|s| !s.is_empty()) {
+        let (ctrls, sub) = match s.split_once(':') {
+            Some((c, p)) => (Some(c.split(',').collect::<Vec<_>>()), p),
+            None => (None, s.as_str()),
+        };
+        let rel = std::path::Path::new(sub);
+        let plain = rel
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if sub.is_empty() || !plain {
+            return Err(Error::invalid(
+                "--cgroup",
+                format!("{s:?}: a path below the container's cgroup, without .."),
+            ));
+        }
+        let mut matched = false;
+        for (h, leaf) in dirs.iter_mut() {
+            let wanted = match &ctrls {
+                None => true,
+                Some(cs) => cs
+                    .iter()
+                    .any(|c| h.controllers.iter().any(|x| x == c) || (h.v2 && c.is_empty())),
+            };
+            if !wanted {
+                continue;
+            }
+            let base = cg
+                .dirs
+                .iter()
+                .find(|(g, _)| g.mount == h.mount)
+                .map(|(_, d)| d);
+            let d = base.unwrap_or(leaf).join(rel);
+            if !d.is_dir() {
+                return Err(Error::invalid(
+                    "--cgroup",
+                    format!("{s:?}: {} does not exist", d.display()),
+                ));
+            }
+            *leaf = d;
+            matched = true;
+        }
+        if !matched {
+            return Err(Error::invalid(
+                "--cgroup",
+                format!("{s:?}: the container has no such controller"),
+            ));
+        }
+    }
+    let mut cg = cg;
+    cg.dirs = dirs;
+    Ok(cg)
 }
 
 fn ns_file(t: LinuxNamespaceType) -> &'static str {
@@ -230,7 +296,7 @@ impl Runtime {
             }
         }
         let layout = Layout::detect()?;
-        let cgroup = Cgroup::from_leaves(&layout, &rec.leaves);
+        let cgroup = with_sub_cgroups(Cgroup::from_leaves(&layout, &rec.leaves), &o.sub_cgroups)?;
         let cg_fd = cgroup.clone_into_fd()?;
         // Without privilege the container's pid namespace can be joined
         // only from inside its user namespace, which berth's owner may

@@ -44,6 +44,44 @@ pub struct RootfsCtx<'a> {
     pub new_cgroupns: bool,
     /// Idmapped trees the parent made (`idmap`), by mount index.
     pub idmapped: &'a [(usize, OwnedFd)],
+    /// Bind sources' trees the parent cloned (`open_bind_sources`), by
+    /// mount index.
+    pub bind_sources: &'a [(usize, OwnedFd)],
+}
+
+/// With a new user namespace, the init mounts as the namespace's root,
+/// which cannot walk into a directory only the host's root may enter (the
+/// kubelet's 0700 pod directories): berth clones every bind source's tree
+/// before the clone (open_tree, detached, so the init can move it into the
+/// container's mount namespace), as runc opens them first. A source berth
+/// cannot clone is left to the init, which reports it; one with an
+/// idmapped tree already has its tree.
+pub fn open_bind_sources(
+    spec: &Spec,
+    bundle: &Path,
+    idmapped: &[(usize, OwnedFd)],
+) -> Vec<(usize, OwnedFd)> {
+    let mut out = Vec::new();
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let o = parse_options(m.options().as_deref().unwrap_or(&[]));
+        if !o.flags.contains(MsFlags::MS_BIND) || idmapped.iter().any(|(n, _)| *n == i) {
+            continue;
+        }
+        let Some(src) = m.source() else { continue };
+        let src = if src.is_relative() {
+            bundle.join(src)
+        } else {
+            src.clone()
+        };
+        let Ok(path) = std::ffi::CString::new(src.as_os_str().as_encoded_bytes()) else {
+            continue;
+        };
+        let rec = o.flags.contains(MsFlags::MS_REC);
+        if let Ok(tree) = crate::fs::newmount::clone_tree(libc::AT_FDCWD, &path, rec) {
+            out.push((i, tree));
+        }
+    }
+    out
 }
 
 /// Builds the container's rootfs in the (new) mount namespace and pivots
@@ -103,7 +141,10 @@ pub fn prepare_rootfs(
     }
     let mut ro_later = Vec::new();
     for (i, m) in ctx.spec.mounts().iter().flatten().enumerate() {
-        let tree = ctx.idmapped.iter().find(|(n, _)| *n == i).map(|(_, t)| t);
+        let tree = (ctx.idmapped.iter())
+            .chain(ctx.bind_sources)
+            .find(|(n, _)| *n == i)
+            .map(|(_, t)| t);
         if mount_one(ctx, &root, &root_proc, m, tree).map_err(at(i, m))? {
             ro_later.push((i, m));
         }

@@ -19,7 +19,7 @@ pub(super) fn mount_one(
     root: &OwnedFd,
     root_proc: &Path,
     m: &Mount,
-    idmapped: Option<&OwnedFd>,
+    tree: Option<&OwnedFd>,
 ) -> Result<bool> {
     let o = parse_options(m.options().as_deref().unwrap_or(&[]));
     let typ = m.typ().as_deref().unwrap_or("");
@@ -37,8 +37,16 @@ pub(super) fn mount_one(
     } else {
         source
     };
-    let target = if bind && !source.is_dir() {
-        if !source.exists() {
+    // A tree berth cloned before the namespaces (idmapped, or a bind
+    // source the namespace's root could not reach) says what it is itself.
+    let source_dir = match tree {
+        Some(t) => {
+            nix::sys::stat::fstat(t).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+        }
+        None => source.is_dir(),
+    };
+    let target = if bind && !source_dir {
+        if tree.is_none() && !source.exists() {
             return Err(Error::Other(format!(
                 "bind source {} does not exist",
                 source.display()
@@ -71,7 +79,7 @@ pub(super) fn mount_one(
     let reopen = || open_in_root(root, dest, OFlag::O_PATH).ctx(|| "reopen target".into());
     let mut ro_later = false;
     if bind {
-        match idmapped {
+        match tree {
             Some(tree) => crate::fs::newmount::move_onto(tree, &target)?,
             None => mount(
                 Some(&source),
