@@ -72,3 +72,72 @@ fn the_pty_belongs_to_the_process_user() {
     assert!(out.contains("1001:5"), "{out}");
     t.ok(&["delete", "-f", &id]);
 }
+
+/// Receives a pty master over a console socket (as runc's recvtty does)
+/// and reads what the container writes to it; returns (the message that
+/// came with the fd, the output).
+fn console_socket_client(sock: &std::path::Path) -> std::thread::JoinHandle<(Vec<u8>, Vec<u8>)> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let listener = std::os::unix::net::UnixListener::bind(sock).unwrap();
+    std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        let mut buf = vec![0u8; 4096];
+        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let m = nix::sys::socket::recvmsg::<()>(
+            conn.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            nix::sys::socket::MsgFlags::empty(),
+        )
+        .unwrap();
+        let mut fd = -1;
+        for c in m.cmsgs().unwrap() {
+            if let nix::sys::socket::ControlMessageOwned::ScmRights(f) = c {
+                fd = f[0];
+            }
+        }
+        let n = m.bytes;
+        let msg = buf[..n].to_vec();
+        assert!(fd >= 0, "no fd came");
+        // SAFETY: the fd just received is ours alone.
+        let mut master = unsafe { std::fs::File::from_raw_fd(fd) };
+        let mut out = Vec::new();
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut chunk = [0u8; 4096];
+        while std::time::Instant::now() < end {
+            match std::io::Read::read(&mut master, &mut chunk) {
+                Ok(0) | Err(_) => break, // EIO once the container's side is gone
+                Ok(k) => out.extend_from_slice(&chunk[..k]),
+            }
+        }
+        (msg, out)
+    })
+}
+
+/// process.consoleSize sizes the pty from the start; the console socket
+/// gets the master with the pty's name (as runc sends it) and the client
+/// reads exactly what the container wrote, nothing before it.
+#[test]
+fn console_size_and_what_the_console_socket_gets() {
+    let t = T::new("consolesize");
+    let sock = t.dir.join("console.sock");
+    let client = console_socket_client(&sock);
+    let mut c = t.config(&["sh", "-c", "stty size; tty"]);
+    c["process"]["terminal"] = json!(true);
+    c["process"]["consoleSize"] = json!({"height": 24, "width": 77});
+    t.write_config(&c);
+    let id = t.id("c");
+    let st = t
+        .cmd(&["run", "--console-socket", sock.to_str().unwrap(), &id])
+        .stdin(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (msg, out) = client.join().unwrap();
+    let out = String::from_utf8_lossy(&out).into_owned();
+    assert!(out.starts_with("24 77"), "{out:?}");
+    let name = String::from_utf8_lossy(&msg).into_owned();
+    assert!(name.starts_with("/dev/pts/"), "{name:?}");
+    assert!(!name.contains('\0'), "{name:?}");
+}

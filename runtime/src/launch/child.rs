@@ -210,7 +210,11 @@ pub(crate) fn finish_process(
 /// A pty for `process.terminal`: the master goes to the console socket
 /// (SCM_RIGHTS, as runc sends it), the slave becomes stdio and the
 /// controlling terminal, and is bound over /dev/console.
-pub(crate) fn setup_console(console: Option<UnixStream>, bind_console: bool) -> Result<()> {
+pub(crate) fn setup_console(
+    console: Option<UnixStream>,
+    bind_console: bool,
+    size: Option<&oci_spec::runtime::Box>,
+) -> Result<()> {
     use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
     let sock =
         console.ok_or_else(|| Error::Other("process.terminal needs --console-socket".into()))?;
@@ -221,6 +225,19 @@ pub(crate) fn setup_console(console: Option<UnixStream>, bind_console: bool) -> 
     grantpt(&master).ctx(|| "grantpt".into())?;
     unlockpt(&master).ctx(|| "unlockpt".into())?;
     let name = ptsname_r(&master).ctx(|| "ptsname".into())?;
+    // process.consoleSize (config.md): the pty's size from the start.
+    if let Some(b) = size.filter(|b| b.height() > 0 && b.width() > 0) {
+        let ws = libc::winsize {
+            ws_row: b.height().min(u16::MAX as u64) as u16,
+            ws_col: b.width().min(u16::MAX as u64) as u16,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads a winsize from a valid pointer; the fd
+        // is the pty master just opened.
+        let r = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+        nix::errno::Errno::result(r).ctx(|| "process.consoleSize".into())?;
+    }
     let slave = nix::fcntl::open(
         name.as_str(),
         nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY,

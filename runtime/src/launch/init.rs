@@ -203,7 +203,7 @@ fn setup(a: &mut Args) -> Result<Prog> {
         }
     }
     if process.terminal().unwrap_or(false) {
-        child::setup_console(a.console.take(), true)?;
+        child::setup_console(a.console.take(), true, process.console_size().as_ref())?;
     }
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).ctx(|| format!("sethostname {h:?}"))?;

@@ -401,7 +401,7 @@ fn exec_child(
         }
         if process.terminal().unwrap_or(false) {
             nix::unistd::setsid().ctx(|| "setsid".into())?;
-            child::setup_console(console, false)?;
+            child::setup_console(console, false, process.console_size().as_ref())?;
         }
         let mut prog = child::finish_process(process, linux, preserve_fds)?;
         prog.send_warnings(chan);
