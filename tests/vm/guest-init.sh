@@ -44,6 +44,7 @@ mount --make-rshared /
 
 # The shares: virtio-mmio (microvm) or virtio-pci (pc), then 9p.
 modprobe virtio_mmio 2>/dev/null
+[ -z "$(ls /sys/bus/pci/devices 2>/dev/null)" ] || modprobe virtio_pci
 modprobe -a 9pnet_virtio 9p || say "no 9p modules"
 opts=trans=virtio,version=9p2000.L,msize=262144,cache=mmap
 mkdir -p /run/berthctl /host

@@ -44,7 +44,7 @@ CACHE = os.environ.get("VM_CACHE_DIR") or os.path.join(
 BASE_PKGS = ["busybox-static"]
 # Loaded by the guest's init (the 9p share), and put in the image so that
 # the kernel loads them when a test needs them (overlayfs, veth, ...).
-BOOT_MODULES = ["virtio_mmio", "9pnet_virtio", "9p"]
+BOOT_MODULES = ["virtio_mmio", "virtio_pci", "9pnet_virtio", "9p"]
 DEMAND_MODULES = ["overlay", "veth", "bridge", "tun", "loop", "dummy", "macvlan", "ipvlan"]
 # The revision of the image layout: bump it when guest-init.sh's place or
 # the image's fixed files change in a way the hash below does not see.
@@ -347,14 +347,34 @@ def kvm_usable():
 
 def tsc_khz():
     """The host's TSC rate: an emulated guest's TSC ticks at it, and a
-    microvm guest has no other clock to calibrate against."""
+    microvm guest has no other clock to calibrate against. From the
+    kernel's boot messages while the ring buffer still has them, else from
+    /proc/cpuinfo where the TSC is constant and no frequency scaling moves
+    "cpu MHz"; the last rate found is kept in the cache for when neither
+    says (a long-running host's ring buffer has rotated)."""
+    cached = os.path.join(CACHE, "tsc-khz")
     text = subprocess.run(["dmesg"], capture_output=True, text=True).stdout
+    mhz = None
     for pat in (r"Refined TSC clocksource calibration: ([\d.]+) MHz",
                 r"tsc: Detected ([\d.]+) MHz processor"):
         found = re.findall(pat, text)
         if found:
-            return int(float(found[-1]) * 1000)
-    return None
+            mhz = float(found[-1])
+            break
+    if mhz is None and not os.path.isdir("/sys/devices/system/cpu/cpu0/cpufreq"):
+        info = open("/proc/cpuinfo").read()
+        m = re.search(r"^cpu MHz\s*:\s*([\d.]+)", info, re.M)
+        if m and re.search(r"^flags\s*:.*\bconstant_tsc\b", info, re.M):
+            mhz = float(m[1])
+    if mhz is not None and mhz >= 100:
+        khz = int(mhz * 1000)
+        with open(cached, "w") as f:
+            f.write(f"{khz}\n")
+        return khz
+    try:
+        return int(open(cached).read())
+    except (OSError, ValueError):
+        return None
 
 
 def qemu_command(kernel, image, ctl, hostdir, interactive):
