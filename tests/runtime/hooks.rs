@@ -83,3 +83,35 @@ fn hooks_run_in_order_with_state() {
     t.wait_status(&ps, "stopped");
     t.ok(&["delete", &ps]);
 }
+
+/// createContainer hooks run as runc runs them: in the container's mount
+/// namespace, before pivot_root, with the rootfs as their working
+/// directory (a hook's relative paths are the container's).
+#[test]
+fn create_container_hooks_run_in_the_rootfs() {
+    let t = T::new("cchook");
+    let d = t.dir.join("seen");
+    std::fs::create_dir_all(&d).unwrap();
+    let script = format!(
+        "pwd > {0}/cwd; ls dev > {0}/dev; readlink /proc/self/ns/mnt > {0}/mnt",
+        d.display()
+    );
+    let mut c = t.config(&["true"]);
+    c["hooks"] = json!({"createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", script]}]});
+    let (id, _) = t.sleeper("c", c);
+    let seen = |f: &str| {
+        std::fs::read_to_string(d.join(f))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(
+        std::path::PathBuf::from(seen("cwd")),
+        t.bundle.join("rootfs").canonicalize().unwrap()
+    );
+    // The container's /dev, as the container's mounts made it.
+    assert!(seen("dev").lines().any(|l| l == "null"), "{}", seen("dev"));
+    let ns = t.ok(&["exec", &id, "readlink", "/proc/self/ns/mnt"]);
+    assert_eq!(seen("mnt"), ns.trim());
+    t.ok(&["delete", "-f", &id]);
+}

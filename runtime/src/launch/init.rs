@@ -161,6 +161,7 @@ fn setup(a: &mut Args) -> Result<Prog> {
         hooks.is_some_and(|h| has(h.prestart().as_ref()) || has(h.create_runtime().as_ref()));
     let chan = &mut a.chan;
     let state = &a.state;
+    let rootfs_dir = &a.bundle.rootfs;
     let mut before_pivot = || -> Result<()> {
         if parent_hooks {
             chan.send(&Msg::Hooks)
@@ -171,11 +172,15 @@ fn setup(a: &mut Args) -> Result<Prog> {
                 _ => exit_child(1),
             }
         }
-        crate::hooks::run_all(
-            "createContainer",
-            hooks.and_then(|h| h.create_container().as_ref()),
-            || hook_state(state, "creating"),
-        )
+        let create_container = hooks.and_then(|h| h.create_container().as_ref());
+        if has(create_container) {
+            // In the rootfs, as runc runs them: a hook's relative paths are
+            // the container's.
+            nix::unistd::chdir(rootfs_dir.as_path()).ctx(|| "chdir rootfs".into())?;
+        }
+        crate::hooks::run_all("createContainer", create_container, || {
+            hook_state(state, "creating")
+        })
     };
     if a.ns.new_mount {
         let ctx = rootfs::RootfsCtx {
