@@ -312,24 +312,8 @@ fn seccomp_notify_reaches_the_agent() {
             }
         };
         conn.set_nonblocking(false).unwrap();
-        let mut buf = vec![0u8; 65536];
-        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-        let m = nix::sys::socket::recvmsg::<()>(
-            conn.as_raw_fd(),
-            &mut iov,
-            Some(&mut space),
-            nix::sys::socket::MsgFlags::empty(),
-        )
-        .unwrap();
-        let mut fd = -1;
-        for c in m.cmsgs().unwrap() {
-            if let nix::sys::socket::ControlMessageOwned::ScmRights(f) = c {
-                fd = f[0];
-            }
-        }
-        let n = m.bytes;
-        let state: serde_json::Value = serde_json::from_slice(&buf[..n]).unwrap();
+        let (msg, fd) = recv_fd(&conn);
+        let state: serde_json::Value = serde_json::from_slice(&msg).unwrap();
         let mut answered = 0;
         while Instant::now() < deadline {
             let mut p = libc::pollfd {

@@ -284,6 +284,31 @@ fn make_parent_cgroups(token: &str) -> Vec<PathBuf> {
     made
 }
 
+/// One message and the fd that came with it (SCM_RIGHTS) on a unix
+/// socket: what a console socket or a seccomp agent receives.
+pub fn recv_fd(conn: &std::os::unix::net::UnixStream) -> (Vec<u8>, std::os::fd::RawFd) {
+    use std::os::fd::AsRawFd;
+    let mut buf = vec![0u8; 65536];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let m = nix::sys::socket::recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        nix::sys::socket::MsgFlags::empty(),
+    )
+    .unwrap();
+    let mut fd = -1;
+    for c in m.cmsgs().unwrap() {
+        if let nix::sys::socket::ControlMessageOwned::ScmRights(f) = c {
+            fd = f[0];
+        }
+    }
+    let n = m.bytes;
+    buf.truncate(n);
+    (buf, fd)
+}
+
 /// Processes whose root directory is inside `dir` (container processes).
 fn procs_rooted_in(dir: &Path) -> Vec<i32> {
     let mut v = Vec::new();
@@ -419,19 +444,24 @@ impl T {
         ok(&self.berth(args))
     }
 
+    /// `run -d ID` of the bundle's config. (Its stdio must not be a pipe
+    /// the test waits on: the container holds it.)
+    pub fn detached(&self, id: &str) -> std::process::ExitStatus {
+        self.cmd(&["run", "-d", id])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+    }
+
     /// A detached container of config `c` running `sleep 600` (long enough
     /// for the emulated VM); returns (id, init pid).
     pub fn sleeper(&self, name: &str, mut c: Value) -> (String, i64) {
         c["process"]["args"] = json!(["sleep", "600"]);
         self.write_config(&c);
         let id = self.id(name);
-        let st = self
-            .cmd(&["run", "-d", &id])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
+        let st = self.detached(&id);
         assert!(st.success(), "run -d {id}: {st}");
         let pid = self.state(&id)["pid"].as_i64().unwrap();
         (id, pid)

@@ -412,14 +412,7 @@ fn a_frozen_or_busy_cgroup_given_by_path() {
         .unwrap();
     std::fs::write(dir.join("cgroup.procs"), sleeper.id().to_string()).unwrap();
     let id = t.id("b");
-    let st = t
-        .cmd(&["run", "-d", &id])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success());
+    assert!(t.detached(&id).success());
     let log = std::fs::read_to_string(&t.log).unwrap();
     assert!(
         log.contains("container's cgroup is not empty: 1 process(es) found"),
@@ -444,14 +437,7 @@ fn events_stream_reports_an_oom_kill_and_ends() {
     c["linux"]["resources"]["memory"] = json!({"limit": 16 << 20, "swap": 16 << 20});
     t.write_config(&c);
     let id = t.id("e");
-    let st = t
-        .cmd(&["run", "-d", &id])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success());
+    assert!(t.detached(&id).success());
     let mut ev = t
         .cmd(&["events", "--interval", "1s", &id])
         .stdout(Stdio::piped())

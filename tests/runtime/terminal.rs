@@ -77,28 +77,11 @@ fn the_pty_belongs_to_the_process_user() {
 /// and reads what the container writes to it; returns (the message that
 /// came with the fd, the output).
 fn console_socket_client(sock: &std::path::Path) -> std::thread::JoinHandle<(Vec<u8>, Vec<u8>)> {
-    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::os::fd::FromRawFd;
     let listener = std::os::unix::net::UnixListener::bind(sock).unwrap();
     std::thread::spawn(move || {
         let (conn, _) = listener.accept().unwrap();
-        let mut buf = vec![0u8; 4096];
-        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-        let m = nix::sys::socket::recvmsg::<()>(
-            conn.as_raw_fd(),
-            &mut iov,
-            Some(&mut space),
-            nix::sys::socket::MsgFlags::empty(),
-        )
-        .unwrap();
-        let mut fd = -1;
-        for c in m.cmsgs().unwrap() {
-            if let nix::sys::socket::ControlMessageOwned::ScmRights(f) = c {
-                fd = f[0];
-            }
-        }
-        let n = m.bytes;
-        let msg = buf[..n].to_vec();
+        let (msg, fd) = recv_fd(&conn);
         assert!(fd >= 0, "no fd came");
         // SAFETY: the fd just received is ours alone.
         let mut master = unsafe { std::fs::File::from_raw_fd(fd) };
