@@ -86,7 +86,7 @@ test-host: build fixtures
 # images (with a cgroup subtree delegated to the user). Then the systemd driver
 # under a real systemd (tests/vm/systemd.sh through with-systemd.sh).
 # Fixtures are built on the host.
-VM_RUNTIME := cgroups:: exec:: lifecycle::lifecycle_states lifecycle::features contract::update_ contract::spec_ contract::a_frozen contract::events_ \
+VM_RUNTIME := cgroups:: exec:: lifecycle::lifecycle_states lifecycle::features contract::update_ contract::spec_ contract::a_frozen contract::events_ contract::cloned_ contract::userns_ \
 	compat::runc_spec mounts::default_mounts process::user_namespace_maps \
 	spec13::cgroup_unified spec13::memory_policy spec13::net_devices \
 	spec13::rootfs_propagation spec13::tmpcopyup

@@ -581,3 +581,42 @@ fn userns_bind_source_under_a_root_only_directory() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "from the pod\n");
 }
+
+/// A bind source on a shared mount, in a container with a user namespace
+/// (its tree cloned before the namespace): what the container mounts on
+/// it stays in the container (the clone is a slave, not a peer).
+#[test]
+fn cloned_bind_sources_do_not_propagate_back() {
+    let t = T::new("clonepeer");
+    let shared = t.dir.join("shared");
+    std::fs::create_dir_all(shared.join("sub")).unwrap();
+    let s = shared.to_str().unwrap();
+    let st = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("mount --bind {s} {s} && mount --make-shared {s}"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    struct Mounted(String);
+    impl Drop for Mounted {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .args(["-R", &self.0])
+                .status();
+        }
+    }
+    let _m = Mounted(s.to_string());
+    let mut c = t.config(&["true"]);
+    with_userns(&mut c, 100000);
+    let m = c["mounts"].as_array_mut().unwrap();
+    m.push(json!({"destination": "/home", "type": "bind", "source": s, "options": ["rbind"]}));
+    m.push(json!({"destination": "/home/sub", "type": "tmpfs", "source": "tmpfs"}));
+    let (code, _, err) = t.run(&c);
+    assert_eq!(code, 0, "{err}");
+    let sub = shared.join("sub");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&format!(" {} ", sub.display())),
+        "the container's tmpfs propagated to the host: {mounts}"
+    );
+}

@@ -48,7 +48,10 @@ fn owned(r: libc::c_long, what: &str) -> Result<OwnedFd> {
 }
 
 /// A detached copy (bind) of the mount at `path` relative to `dirfd`
-/// (`""` for the fd itself); with `recursive`, its submounts too.
+/// (`""` for the fd itself); with `recursive`, its submounts too. The copy
+/// is made a slave: a clone of a shared mount is otherwise a peer of the
+/// original, and what a container mounts on it would propagate back to
+/// the host (a cgroup v2 host's `/` is shared).
 pub(crate) fn clone_tree(dirfd: i32, path: &std::ffi::CStr, recursive: bool) -> Result<OwnedFd> {
     let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
     if path.is_empty() {
@@ -59,7 +62,9 @@ pub(crate) fn clone_tree(dirfd: i32, path: &std::ffi::CStr, recursive: bool) -> 
     }
     // SAFETY: open_tree(dirfd, path, flags) with a NUL-terminated path.
     let r = unsafe { libc::syscall(libc::SYS_open_tree, dirfd, path.as_ptr(), flags) };
-    owned(r, "open_tree")
+    let tree = owned(r, "open_tree")?;
+    mount_setattr(&tree, 0, 0, libc::MS_SLAVE, None, recursive)?;
+    Ok(tree)
 }
 
 /// Sets mount attributes (MOUNT_ATTR_*) on the mount `fd` refers to.
@@ -77,10 +82,23 @@ pub(crate) fn setattr(
     userns: Option<&OwnedFd>,
     recursive: bool,
 ) -> Result<()> {
+    mount_setattr(fd, set, clr, 0, userns, recursive)
+}
+
+/// mount_setattr(2) with a propagation type (MS_SLAVE, MS_PRIVATE, ...;
+/// 0 leaves it).
+fn mount_setattr(
+    fd: &impl AsRawFd,
+    set: u64,
+    clr: u64,
+    propagation: u64,
+    userns: Option<&OwnedFd>,
+    recursive: bool,
+) -> Result<()> {
     let attr = MountAttr {
         attr_set: set,
         attr_clr: clr,
-        propagation: 0,
+        propagation,
         userns_fd: userns.map_or(0, |u| u.as_raw_fd() as u64),
     };
     let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
