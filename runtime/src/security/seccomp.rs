@@ -93,16 +93,26 @@ pub(crate) fn build(s: &LinuxSeccomp) -> Result<Filter> {
     // The ENOSYS rules go in while the filter has only the native
     // architecture: libseccomp cannot translate a number it has no name for
     // to the others, and refuses such a rule once they are in.
+    // Every name resolved once, for the native architecture: the ENOSYS
+    // range and the rules below both take the numbers.
+    let numbers: Vec<Vec<Option<ScmpSyscall>>> = s
+        .syscalls()
+        .iter()
+        .flatten()
+        .map(|sc| {
+            sc.names()
+                .iter()
+                .map(|n| ScmpSyscall::from_name(n).ok())
+                .collect()
+        })
+        .collect();
     let enosys = ScmpAction::Errno(libc::ENOSYS);
     if refuses(default) && default != enosys {
-        let native = ScmpArch::native();
-        let highest = s
-            .syscalls()
+        let highest = numbers
             .iter()
             .flatten()
-            .flat_map(|sc| sc.names())
-            .filter_map(|n| ScmpSyscall::from_name_by_arch(n, native).ok())
-            .map(i32::from)
+            .flatten()
+            .map(|n| i32::from(*n))
             .max();
         if let Some(highest) = highest {
             for nr in highest + 1..NATIVE_SYSCALL_LIMIT {
@@ -161,8 +171,8 @@ pub(crate) fn build(s: &LinuxSeccomp) -> Result<Filter> {
             .collect();
         idx.sort_unstable();
         let repeated = idx.windows(2).any(|w| w[0] == w[1]);
-        for name in sc.names() {
-            let Ok(nr) = ScmpSyscall::from_name(name) else {
+        for (name, nr) in sc.names().iter().zip(&numbers[i]) {
+            let Some(nr) = *nr else {
                 continue;
             };
             let r = if args.is_empty() {
