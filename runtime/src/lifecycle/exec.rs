@@ -80,7 +80,7 @@ fn with_sub_cgroups(cg: Cgroup, subs: &[String]) -> Result<Cgroup> {
             ));
         }
         let mut matched = false;
-        for (h, leaf) in dirs.iter_mut() {
+        for ((h, leaf), (_, own)) in dirs.iter_mut().zip(&cg.dirs) {
             let wanted = match &ctrls {
                 None => true,
                 Some(cs) => cs
@@ -90,12 +90,7 @@ fn with_sub_cgroups(cg: Cgroup, subs: &[String]) -> Result<Cgroup> {
             if !wanted {
                 continue;
             }
-            let base = cg
-                .dirs
-                .iter()
-                .find(|(g, _)| g.mount == h.mount)
-                .map(|(_, d)| d);
-            let d = base.unwrap_or(leaf).join(rel);
+            let d = own.join(rel);
             if !d.is_dir() {
                 return Err(Error::invalid(
                     "--cgroup",
