@@ -438,6 +438,18 @@ impl T {
         self.cmd(args).stdin(Stdio::null()).output().unwrap()
     }
 
+    /// Runs the reference runtime, runc, with a state root of this test's
+    /// own and stdin from /dev/null.
+    pub fn runc(&self, args: &[&str]) -> Output {
+        Command::new(runc())
+            .arg("--root")
+            .arg(self.dir.join("runc"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
     /// Runs berth (as [`T::berth`]), expects success; its stdout.
     #[track_caller]
     pub fn ok(&self, args: &[&str]) -> String {

@@ -345,28 +345,65 @@ fn without_a_mount_namespace_the_container_is_chrooted() {
     );
 }
 
+/// A mount namespace joined by `path` gets the container's rootfs set up
+/// inside it, as runc and crun do: the rootfs path is resolved there, and
+/// /proc, the masks and pivot_root happen in that namespace, not in the
+/// host's. The namespace here holds busybox at a path that is an empty
+/// directory on the host.
 #[test]
-fn joining_another_containers_mount_namespace_finds_its_programs() {
+fn a_joined_mount_namespace_gets_the_rootfs_set_up_inside_it() {
     let t = T::new("joinmnt");
-    let (a, pid) = t.sleeper("a", t.config(&["true"]));
-    // An empty rootfs of our own: the program exists only in a's namespace.
-    let empty = t.dir.join("empty-rootfs");
-    std::fs::create_dir_all(&empty).unwrap();
-    let mut c = t.config(&["/bin/busybox", "cat", "/proc/1/cmdline"]);
-    c["root"]["path"] = json!(empty);
-    let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
-    ns.retain(|n| n["type"] != "mount" && n["type"] != "pid");
-    ns.push(json!({"type": "mount", "path": format!("/proc/{pid}/ns/mnt")}));
-    ns.push(json!({"type": "pid", "path": format!("/proc/{pid}/ns/pid")}));
-    c["mounts"] = json!([]);
-    let l = c["linux"].as_object_mut().unwrap();
-    l.remove("maskedPaths");
-    l.remove("readonlyPaths");
+    let root = t.dir.join("nsroot");
+    std::fs::create_dir_all(&root).unwrap();
+    // Each run takes a namespace of its own: pivot_root there moves the
+    // root of every process in it, the holder's too.
+    let holder = || {
+        let mut h = std::process::Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg(format!(
+                "mount --rbind {} {} && echo ready && exec sleep 600",
+                busybox_rootfs().display(),
+                root.display()
+            ))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut ready = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(h.stdout.take().unwrap()),
+            &mut ready,
+        )
+        .unwrap();
+        assert_eq!(ready, "ready\n");
+        h
+    };
+    let joined = |c: &mut Value, h: &std::process::Child| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "mount");
+        ns.push(json!({"type": "mount", "path": format!("/proc/{}/ns/mnt", h.id())}));
+    };
+    let mut c = t.config(&[
+        "sh",
+        "-c",
+        "echo pid1=$(cat /proc/1/comm); wc -c < /proc/timer_list; ls /bin/busybox",
+    ]);
+    c["root"]["path"] = json!(root);
+    let mut h = holder();
+    joined(&mut c, &h);
     let (code, out, err) = t.run(&c);
-    assert_eq!(code, 0, "{err}");
-    assert!(
-        out.starts_with("sleep"),
-        "pid 1 of a seen from its namespace: {out:?}"
-    );
-    t.ok(&["delete", "-f", &a]);
+    h.kill().unwrap();
+    h.wait().unwrap();
+    let want = "pid1=sh\n0\n/bin/busybox\n";
+    assert_eq!((code, out.as_str()), (0, want), "{err}");
+    if with_reference() {
+        let mut h = holder();
+        joined(&mut c, &h);
+        t.write_config(&c);
+        let o = t.runc(&["run", "-b", t.bundle.to_str().unwrap(), &t.id("runc")]);
+        h.kill().unwrap();
+        h.wait().unwrap();
+        assert_eq!(String::from_utf8_lossy(&o.stdout), want, "runc: {o:?}");
+    }
+    // The host saw none of it: its directory is still empty.
+    assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0);
 }

@@ -99,28 +99,65 @@ fn console_socket_client(sock: &std::path::Path) -> std::thread::JoinHandle<(Vec
 }
 
 /// process.consoleSize sizes the pty from the start; the console socket
-/// gets the master with the pty's name (as runc sends it) and the client
-/// reads exactly what the container wrote, nothing before it.
+/// gets the master with its name, /dev/ptmx (as runc sends it), and the client
+/// reads exactly what the container wrote, nothing before it. runc, where
+/// installed, is run the same way with the same client and must match.
+/// A console socket is only for a detached terminal process, as in runc.
 #[test]
 fn console_size_and_what_the_console_socket_gets() {
     let t = T::new("consolesize");
-    let sock = t.dir.join("console.sock");
-    let client = console_socket_client(&sock);
     let mut c = t.config(&["sh", "-c", "stty size; tty"]);
     c["process"]["terminal"] = json!(true);
     c["process"]["consoleSize"] = json!({"height": 24, "width": 77});
     t.write_config(&c);
-    let id = t.id("c");
-    let st = t
-        .cmd(&["run", "--console-socket", sock.to_str().unwrap(), &id])
-        .stdin(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let (msg, out) = client.join().unwrap();
-    let out = String::from_utf8_lossy(&out).into_owned();
-    assert!(out.starts_with("24 77"), "{out:?}");
-    let name = String::from_utf8_lossy(&msg).into_owned();
-    assert!(name.starts_with("/dev/pts/"), "{name:?}");
-    assert!(!name.contains('\0'), "{name:?}");
+    let mut runtimes: Vec<(&str, std::process::Command)> = vec![("berth", t.cmd(&[]))];
+    if with_reference() {
+        let mut r = std::process::Command::new(runc());
+        r.args(["--root", t.dir.join("runc").to_str().unwrap()]);
+        runtimes.push(("runc", r));
+    }
+    for (who, base) in runtimes {
+        let run = |extra: &[&str], id: &str, sock: &std::path::Path| {
+            let mut cmd = std::process::Command::new(base.get_program());
+            cmd.args(base.get_args())
+                .arg("run")
+                .args(extra)
+                .args(["--console-socket", sock.to_str().unwrap()])
+                .args(["-b", t.bundle.to_str().unwrap(), id])
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap()
+        };
+        // In the foreground a console socket is refused.
+        let o = run(&[], &t.id("fg"), &t.dir.join("none.sock"));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{who}: {o:?}");
+        assert!(
+            err.contains("cannot use console socket if")
+                && err.contains("will not detach or allocate tty"),
+            "{who}: {err}"
+        );
+        let sock = t.dir.join(format!("{who}.sock"));
+        let client = console_socket_client(&sock);
+        let id = t.id(who);
+        let o = run(&["-d"], &id, &sock);
+        assert!(o.status.success(), "{who}: {o:?}");
+        let (msg, out) = client.join().unwrap();
+        let out = String::from_utf8_lossy(&out).into_owned();
+        assert!(out.starts_with("24 77"), "{who}: {out:?}");
+        // The master's own name, as runc sends it; no NUL.
+        assert_eq!(
+            msg,
+            b"/dev/ptmx",
+            "{who}: {:?}",
+            String::from_utf8_lossy(&msg)
+        );
+        let mut del = std::process::Command::new(base.get_program());
+        let st = del
+            .args(base.get_args())
+            .args(["delete", "-f", &id])
+            .status()
+            .unwrap();
+        assert!(st.success(), "{who}: delete");
+    }
 }

@@ -249,7 +249,9 @@ pub(crate) fn setup_console(
     if bind_console {
         bind_dev_console(&slave)?;
     }
-    crate::process::channel::send_with_fd(&sock, name.as_bytes(), &master)
+    // The message names the master as runc names it: the file it was
+    // opened from (/dev/ptmx), not the slave.
+    crate::process::channel::send_with_fd(&sock, b"/dev/ptmx", &master)
         .ctx(|| "send pty master to --console-socket".into())?;
     drop(master);
     for fd in 0..3 {

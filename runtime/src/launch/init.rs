@@ -182,7 +182,10 @@ fn setup(a: &mut Args) -> Result<Prog> {
             hook_state(state, "creating")
         })
     };
-    if a.ns.new_mount {
+    // A mount namespace of its own, new or joined by path: the rootfs is
+    // set up in it (as runc and crun do in a joined one; the rootfs path
+    // is resolved there).
+    if !a.ns.shared_mount {
         let ctx = rootfs::RootfsCtx {
             spec,
             bundle: &a.bundle.dir,
@@ -200,12 +203,10 @@ fn setup(a: &mut Args) -> Result<Prog> {
         a.bind_sources.clear();
     } else {
         before_pivot()?;
-        if a.ns.shared_mount {
-            // As runc: no pivot_root without a mount namespace of its own.
-            let r = &a.bundle.rootfs;
-            nix::unistd::chroot(r).ctx(|| format!("chroot {}", r.display()))?;
-            nix::unistd::chdir("/").ctx(|| "chdir /".into())?;
-        }
+        // As runc: no pivot_root without a mount namespace of its own.
+        let r = &a.bundle.rootfs;
+        nix::unistd::chroot(r).ctx(|| format!("chroot {}", r.display()))?;
+        nix::unistd::chdir("/").ctx(|| "chdir /".into())?;
     }
     if process.terminal().unwrap_or(false) {
         child::setup_console(a.console.take(), true, process.console_size().as_ref())?;
@@ -220,7 +221,7 @@ fn setup(a: &mut Args) -> Result<Prog> {
     }
     crate::security::apply_sysctl(spec.linux().as_ref())?;
     // Masks and read-only paths last: sysctl writes go through /proc/sys.
-    if a.ns.new_mount {
+    if !a.ns.shared_mount {
         rootfs::mask_and_readonly(spec)?;
         if spec
             .root()

@@ -30,11 +30,17 @@ pub(crate) struct Console {
 impl Console {
     /// With `socket`, a connection to it; without one, for a `terminal`
     /// process, a socketpair whose other end berth keeps to relay the pty;
-    /// nothing otherwise. `detached` callers must name a socket.
+    /// nothing otherwise. As runc: a detached terminal process needs a
+    /// socket, and a socket is only for one.
     pub(crate) fn open(socket: Option<&Path>, terminal: bool, detached: bool) -> Result<Console> {
         if terminal && socket.is_none() && detached {
             return Err(Error::Other(
                 "cannot allocate tty if berth will detach without setting console socket".into(),
+            ));
+        }
+        if socket.is_some() && !(terminal && detached) {
+            return Err(Error::Other(
+                "cannot use console socket if berth will not detach or allocate tty".into(),
             ));
         }
         match socket {
