@@ -90,7 +90,7 @@ VM_RUNTIME := cgroups:: exec:: lifecycle::lifecycle_states lifecycle::features c
 	compat::runc_spec mounts::default_mounts process::user_namespace_maps \
 	spec13::cgroup_unified spec13::memory_policy spec13::net_devices \
 	spec13::rootfs_propagation spec13::tmpcopyup
-VM_SECURITY := device_cgroup_rules listed_devices seccomp_actions seccomp_notify seccomp_newer runtime_binary
+VM_SECURITY := device_cgroup_rules listed_devices device_access seccomp_actions seccomp_notify seccomp_newer runtime_binary
 VM_IMAGE := image_run_busybox hundred_layers
 VM_ROOTLESS := lifecycle_exec_kill subordinate_mappings limits_without a_delegated_cgroup images_as
 test-vm: build fixtures
