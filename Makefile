@@ -73,8 +73,10 @@ test: test-host test-vm
 
 # Unit tests and the integration suite on this host (cgroup v1 or hybrid
 # here). Integration tests share the host's mount table and cgroup tree, so
-# they run one at a time to make the leak check exact.
-test-host: build fixtures
+# they run one at a time to make the leak check exact. The release build is
+# for the memory guard (tests/runtime/footprint.rs), which measures what
+# ships.
+test-host: build release fixtures
 	$(CARGO) test --workspace -- --test-threads=1
 
 # The integration suites inside a cgroup-v2-only VM, as much of them as
@@ -151,8 +153,9 @@ bench: release fixtures
 	VM_EXTRA_PKGS="$(VM_PKGS)" $(VM) setup
 	VM_TIMEOUT=1200 VM_EXTRA_PKGS="$(VM_PKGS)" $(VM) run "$(CURDIR)" sh /host/tests/bench/kmem.sh /host/$(OUT)/release/berth /host/$(FIXTURES)/busybox
 	VM_TIMEOUT=1200 VM_EXTRA_PKGS="$(VM_PKGS)" $(VM) run "$(CURDIR)" sh /host/tests/bench/minmem.sh /host/$(OUT)/release/berth /host/$(FIXTURES)/busybox
-	VM_TIMEOUT=1800 VM_MEM=2G VM_EXTRA_PKGS="$(VM_PKGS) $(VM_SYSTEMD_PKGS)" VM_APPEND="$(VM_SYSTEMD_APPEND)" \
+	VM_TIMEOUT=1800 VM_MEM=2G VM_EXTRA_PKGS="$(VM_PKGS) $(VM_SYSTEMD_PKGS) crun" VM_APPEND="$(VM_SYSTEMD_APPEND)" \
 	    $(VM) run --systemd "$(CURDIR)" sh /host/tests/bench/systemd.sh /host/$(OUT)/release/berth /host/$(FIXTURES)/busybox
+	python3 tests/bench/report.py docs/benchmarks.md target/bench.json target/bench-image.json target/bench-systemd.json
 
 # Regenerates src/symbol-order.txt, the link order of the functions the
 # runtime commands run (build.rs passes it to the linker for release

@@ -30,22 +30,92 @@ fn version_text() -> String {
     )
 }
 
-/// A runc-compatible OCI container runtime.
+/// A runc-compatible OCI container runtime: the command line above the
+/// command (runc's global flags, --version); the commands are added to it
+/// by [`command_line`].
 #[derive(Parser)]
 #[command(
     name = "berth",
     about,
     disable_help_subcommand = true,
-    disable_version_flag = true
+    disable_version_flag = true,
+    subcommand_required = true,
+    arg_required_else_help = true
 )]
-struct Cli {
+struct Top {
     /// Print the version.
     #[arg(short = 'v', long, action = clap::ArgAction::Version)]
     version: Option<bool>,
     #[command(flatten)]
     global: Global,
-    #[command(subcommand)]
+}
+
+struct Cli {
+    global: Global,
     cmd: Cmd,
+}
+
+/// The name of the command in `args` (after runc's global flags), if any.
+fn command_name(args: &[String]) -> Option<&str> {
+    let mut it = args.iter().skip(1).peekable();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--root" | "--log" | "--log-format" => {
+                it.next();
+            }
+            "--rootless" => {
+                if it
+                    .peek()
+                    .is_some_and(|v| ["true", "false", "auto"].contains(&v.as_str()))
+                {
+                    it.next();
+                }
+            }
+            a if a.starts_with('-') => {}
+            a => return Some(a),
+        }
+    }
+    None
+}
+
+/// The command line, with only the command being run when berth knows it
+/// (see [`cli::command_for`]), else every command (for --help and
+/// clap's own errors).
+fn command_line(args: &[String], whole: bool) -> clap::Command {
+    // The version text asks libseccomp for its version: only for -v.
+    let v: &'static str = if args.iter().skip(1).any(|a| a == "-v" || a == "--version") {
+        // Built once per process (clap keeps a &'static str).
+        Box::leak(version_text().into_boxed_str())
+    } else {
+        env!("CARGO_PKG_VERSION")
+    };
+    let top = Top::command().version(v).long_version(v);
+    match command_name(args).filter(|_| !whole) {
+        Some(name) => cli::command_for(top.clone(), name)
+            .unwrap_or_else(|| <Cmd as clap::Subcommand>::augment_subcommands(top)),
+        None => <Cmd as clap::Subcommand>::augment_subcommands(top),
+    }
+}
+
+/// Parses the command line: one command's tree first, the whole tree when
+/// that fails (so clap's error and its suggestions are the same).
+fn parse() -> Cli {
+    let args: Vec<String> = std::env::args().collect();
+    let parsed = |whole: bool| {
+        command_line(&args, whole)
+            .try_get_matches_from(&args)
+            .and_then(|m| {
+                Ok(Cli {
+                    global: Global::from_arg_matches(&m)?,
+                    cmd: Cmd::from_arg_matches(&m)?,
+                })
+            })
+    };
+    match parsed(false).or_else(|e| if e.use_stderr() { parsed(true) } else { Err(e) }) {
+        Ok(c) => c,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => usage_error(&e),
+    }
 }
 
 /// The process entry point (glibc calls it; std::env::args still works, as
@@ -81,20 +151,17 @@ fn startup() {
     }
     // SAFETY: sets SIGPIPE's disposition to ignore; no handler runs.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    // berth's errors print no backtrace, but anyhow captures one for each
+    // when RUST_BACKTRACE is set (a developer's shell, some CI): walking
+    // the stack maps the unwind tables, about 400 KiB. Only an explicit
+    // RUST_LIB_BACKTRACE asks for it.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
 }
 
 fn berth_main() -> ! {
-    // Built once per process (clap keeps a &'static str).
-    let v: &'static str = Box::leak(version_text().into_boxed_str());
-    let cmd = Cli::command().version(v).long_version(v);
-    let cli = match cmd
-        .try_get_matches()
-        .and_then(|m| Cli::from_arg_matches(&m))
-    {
-        Ok(c) => c,
-        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
-        Err(e) => usage_error(&e),
-    };
+    let cli = parse();
     let _ = LOG.set((
         cli.global.log.clone(),
         cli.global.log_format == LogFormat::Json,

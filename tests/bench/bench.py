@@ -93,6 +93,39 @@ def lifecycle(name, root, bundle, i):
     return time.perf_counter() - t, rss
 
 
+def rss_of(cmd, env=None):
+    """Peak RSS in KiB of one command, through the small C helper."""
+    run([rss_tool] + cmd, env=env)
+    ERR.seek(0)
+    return int(ERR.read().decode().strip().splitlines()[-1].split()[1])
+
+
+RSS_CMDS = ["create", "state", "start", "delete", "run", "exec"]
+
+
+def rss_rounds(roots, true_b, sleep_b, k=7):
+    """Peak RSS of each runtime command (medians of k rounds, interleaved)."""
+    out = {c: {n: [] for n in ORDER} for c in RSS_CMDS}
+    for n in ORDER:
+        run([RT[n], "--root", roots[n], "run", "-d", "--bundle", sleep_b, f"rx-{n}"])
+    for i in range(k):
+        for n in ORDER:
+            rt, root, cid = RT[n], roots[n], f"rss-{n}-{i}"
+            pidf = os.path.join(root, f"{cid}.pid")
+            e = ENV.get(n)
+            out["create"][n].append(rss_of([rt, "--root", root, "create", "--bundle", true_b, "--pid-file", pidf, cid], e))
+            out["state"][n].append(rss_of([rt, "--root", root, "state", cid], e))
+            pid = int(open(pidf).read())
+            out["start"][n].append(rss_of([rt, "--root", root, "start", cid], e))
+            reap(pid)
+            out["delete"][n].append(rss_of([rt, "--root", root, "delete", cid], e))
+            out["run"][n].append(rss_of([rt, "--root", root, "run", "--bundle", true_b, f"rssrun-{n}-{i}"], e))
+            out["exec"][n].append(rss_of([rt, "--root", root, "exec", f"rx-{n}", "/bin/true"], e))
+    for n in ORDER:
+        run([RT[n], "--root", roots[n], "delete", "--force", f"rx-{n}"])
+    return {c: {n: statistics.median(v) for n, v in d.items()} for c, d in out.items()}
+
+
 def median_ms(v):
     return statistics.median(v) * 1000
 
@@ -134,6 +167,8 @@ def main():
         ex[NOEXE].append(run([berth, "--root", roots["berth"], "exec", "ex-berth", "/bin/true"], env=ENV[NOEXE])[0])
     for n in ORDER:
         run([RT[n], "--root", roots[n], "delete", "--force", f"ex-{n}"])
+    # Peak RSS of every runtime command.
+    res["rss_kib"] = rss_rounds(roots, true_b, sleep_b)
     # Scale: k containers created and started at once.
     scale = {}
     for k in [1, 10, 50, 100]:
@@ -196,6 +231,9 @@ def table(r):
         v = r[key]
         lines.append(f"{label:24}{v['berth']:>10.2f}{v['crun']:>10.2f}{v['runc']:>10.2f}"
                      f"{v['berth']/v['crun']:>9.2f}{v['berth']/v['runc']:>9.2f}  {unit}")
+    for c, v in r.get("rss_kib", {}).items():
+        lines.append(f"{c + ' peak RSS':24}{v['berth']:>10.0f}{v['crun']:>10.0f}{v['runc']:>10.0f}"
+                     f"{v['berth']/v['crun']:>9.2f}{v['berth']/v['runc']:>9.2f}  KiB")
     for k, v in r["scale"].items():
         lines.append(f"{'scale ' + k + ' (s)':24}" + "".join(f"{v[n]['seconds']:>10.3f}" for n in ORDER)
                      + f"{v['berth']['seconds']/v['crun']['seconds']:>9.2f}{v['berth']['seconds']/v['runc']['seconds']:>9.2f}"

@@ -2,7 +2,7 @@
 # Under a real systemd in the cgroup v2 VM (through with-systemd.sh): what
 # the systemd cgroup driver costs per container lifecycle (create, start,
 # the program `true` runs, delete) against the cgroupfs driver on the same
-# VM, berth and runc alike, interleaved. Prints a table and writes
+# VM, berth, runc and crun alike, interleaved. Prints a table and writes
 # /host/target/bench-systemd.json.
 # usage: tests/vm/vm.py run --systemd "$PWD" sh /host/tests/bench/systemd.sh BERTH ROOTFS [N]
 set -u
@@ -25,20 +25,25 @@ total() { # NAME RUNTIME FLAG: total ms of n lifecycles
     done
     echo $(( $(now) - s ))
 }
+# berth, runc and (when installed) crun, each with both drivers.
+rts="$berth runc"; command -v crun >/dev/null && rts="$rts crun"
 # Warm-up: page cache, systemd's slice, the first D-Bus connection.
-for r in "$berth" runc; do total warm $r "" >/dev/null; total warm $r --systemd-cgroup >/dev/null; done
-bf=0; bs=0; rf=0; rs=0
+for r in $rts; do total warm $r "" >/dev/null; total warm $r --systemd-cgroup >/dev/null; done
+json="{\"lifecycles\": $((3 * n))"
+for r in $rts; do eval "f_$(basename $r)=0 s_$(basename $r)=0"; done
 for round in 1 2 3; do
-    bf=$((bf + $(total bf "$berth" "")))
-    bs=$((bs + $(total bs "$berth" --systemd-cgroup)))
-    rf=$((rf + $(total rf runc "")))
-    rs=$((rs + $(total rs runc --systemd-cgroup)))
+    for r in $rts; do
+        k=$(basename $r)
+        eval "f_$k=\$((f_$k + $(total f$k $r '')))"
+        eval "s_$k=\$((s_$k + $(total s$k $r --systemd-cgroup)))"
+    done
 done
 m=$((3 * n))
-awk -v bf=$bf -v bs=$bs -v rf=$rf -v rs=$rs -v m=$m 'BEGIN {
-    printf "per lifecycle (ms), %d each:\n", m
-    printf "  berth cgroupfs %.2f  berth systemd %.2f  ratio %.2f\n", bf/m, bs/m, bs/bf
-    printf "  runc  cgroupfs %.2f  runc  systemd %.2f  ratio %.2f\n", rf/m, rs/m, rs/rf
-    printf "  berth systemd / runc systemd %.2f\n", bs/rs
-    printf "{\"lifecycles\": %d, \"berth_cgroupfs_ms\": %.3f, \"berth_systemd_ms\": %.3f, \"runc_cgroupfs_ms\": %.3f, \"runc_systemd_ms\": %.3f}\n", m, bf/m, bs/m, rf/m, rs/m > "/host/target/bench-systemd.json"
-}'
+echo "per lifecycle (ms), $m each:"
+for r in $rts; do
+    k=$(basename $r); eval "f=\$f_$k s=\$s_$k"
+    awk -v k=$k -v f=$f -v s=$s -v m=$m 'BEGIN { printf "  %-6s cgroupfs %8.2f  systemd %8.2f  ratio %.2f\n", k, f/m, s/m, s/f }'
+    json="$json, \"${k}_cgroupfs_ms\": $(awk -v f=$f -v m=$m 'BEGIN {printf "%.3f", f/m}'), \"${k}_systemd_ms\": $(awk -v s=$s -v m=$m 'BEGIN {printf "%.3f", s/m}')"
+done
+echo "$json}" > /host/target/bench-systemd.json
+cat /host/target/bench-systemd.json

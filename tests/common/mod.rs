@@ -168,19 +168,31 @@ pub fn pause_program() -> PathBuf {
     static_program("pause", &ONCE)
 }
 
+/// tests/bench/rss.c: runs a command from a small process and prints its
+/// peak RSS (the memory guard, tests/runtime/footprint.rs).
+pub fn rss_tool() -> PathBuf {
+    static ONCE: Once = Once::new();
+    built_once("rss", "tests/bench/rss.c", &ONCE)
+}
+
 /// rootfs-fixtures/NAME.c built static into the fixtures once (`make
 /// fixtures` builds them on the host, for the VM too, which has no gcc).
 fn static_program(name: &str, once: &Once) -> PathBuf {
+    built_once(name, &format!("rootfs-fixtures/{name}.c"), once)
+}
+
+/// The C program `source` built static into the fixtures as `name`, once.
+fn built_once(name: &str, source: &str, once: &Once) -> PathBuf {
     let bin = fixtures_dir().join(name);
     once.call_once(|| {
         if !bin.exists() {
             let st = Command::new("gcc")
                 .args(["-O2", "-static", "-o"])
                 .arg(&bin)
-                .arg(repo().join(format!("rootfs-fixtures/{name}.c")))
+                .arg(repo().join(source))
                 .status()
                 .expect("run gcc");
-            assert!(st.success(), "building {name}.c failed");
+            assert!(st.success(), "building {source} failed");
         }
     });
     bin

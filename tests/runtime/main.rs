@@ -9,6 +9,7 @@ mod cgroups;
 mod compat;
 mod contract;
 mod exec;
+mod footprint;
 mod hooks;
 mod lifecycle;
 mod mounts;
