@@ -238,7 +238,7 @@ def table(r):
         lines.append(f"{'scale ' + k + ' (s)':24}" + "".join(f"{v[n]['seconds']:>10.3f}" for n in ORDER)
                      + f"{v['berth']['seconds']/v['crun']['seconds']:>9.2f}{v['berth']['seconds']/v['runc']['seconds']:>9.2f}"
                      + "  failures " + "/".join(str(v[n]['failures']) for n in ORDER))
-    lines.append(f"{'floor (C: clone+pivot)':24}{r['floor_ms']:>10.2f} ms")
+    lines.append(f"{'floor (C, same work)':24}{r['floor_ms']:>10.2f} ms   berth run / floor {r['run_ms']['berth'] / r['floor_ms']:.2f}")
     p = r["exe_protection"]
     lines.append(f"CVE-2019-5736 re-exec costs berth {p['lifecycle_ms']:+.2f} ms per lifecycle, "
                  f"{p['exec_ms']:+.2f} ms per exec, {p['create_rss_kib']:+.0f} KiB create peak RSS")

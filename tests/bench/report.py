@@ -34,7 +34,7 @@ def runtime_tables(r):
     for c, v in r.get("rss_kib", {"create": r["create_rss_kib"]}).items():
         out.append(f"| peak RSS of `{c}` (KiB) | {v['berth']:.0f} | {v['crun']:.0f} | {v['runc']:.0f} | "
                    f"{ratio(v['berth'], v['crun'])} | {ratio(v['berth'], v['runc'])} |")
-    out += ["", f"The C floor (tests/bench/floor.c: the same namespaces, pivot_root, exec) took "
+    out += ["", f"The C floor (tests/bench/floor.c: the default config's work, no config, cgroup or state) took "
             f"{r['floor_ms']:.2f} ms: berth's `run` is {ratio(r['run_ms']['berth'], r['floor_ms'])} × the floor."]
     out += ["", "| containers started at once | berth (s) | crun (s) | runc (s) | berth/crun | failures |",
             "| ---: | ---: | ---: | ---: | ---: | --- |"]
