@@ -90,9 +90,11 @@ fn command_line(args: &[String], whole: bool) -> clap::Command {
         env!("CARGO_PKG_VERSION")
     };
     let top = Top::command().version(v).long_version(v);
-    match command_name(args).filter(|_| !whole) {
-        Some(name) => cli::command_for(top.clone(), name)
-            .unwrap_or_else(|| <Cmd as clap::Subcommand>::augment_subcommands(top)),
+    match command_name(args)
+        .filter(|_| !whole)
+        .and_then(cli::command_for)
+    {
+        Some(sub) => top.subcommand(sub),
         None => <Cmd as clap::Subcommand>::augment_subcommands(top),
     }
 }

@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 use berth_runtime::Runtime;
-use clap::{Subcommand, ValueEnum};
+use clap::{Args, Command, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 mod create;
@@ -148,36 +148,62 @@ mod about {
     pub const SPEC: &str = "Write a default config.json to the bundle directory";
 }
 
-/// The command line with only the command `name` in it, when berth has
-/// one of that name: every call pays for building one command's arguments,
-/// not all sixteen (clap builds what it is given, and the whole tree cost
-/// each start about 400 KiB of RSS). `Cmd::from_arg_matches` reads it as it
-/// reads the full tree.
-pub fn command_for(top: clap::Command, name: &str) -> Option<clap::Command> {
-    use clap::{Args, Command};
-    fn none(c: Command) -> Command {
-        c
-    }
-    let (name, about, args): (&'static str, &str, fn(Command) -> Command) = match name {
-        "create" => ("create", about::CREATE, create::Args::augment_args),
-        "start" => ("start", about::START, start::Args::augment_args),
-        "state" => ("state", about::STATE, state::Args::augment_args),
-        "kill" => ("kill", about::KILL, kill::Args::augment_args),
-        "delete" => ("delete", about::DELETE, delete::Args::augment_args),
-        "run" => ("run", about::RUN, run::Args::augment_args),
-        "list" => ("list", about::LIST, list::Args::augment_args),
-        "exec" => ("exec", about::EXEC, exec::Args::augment_args),
-        "ps" => ("ps", about::PS, ps::Args::augment_args),
-        "pause" => ("pause", about::PAUSE, pause::Args::augment_args),
-        "resume" => ("resume", about::RESUME, resume::Args::augment_args),
-        "events" => ("events", about::EVENTS, events::Args::augment_args),
-        "update" => ("update", about::UPDATE, update::Args::augment_args),
-        "features" => ("features", about::FEATURES, none),
-        "image" => ("image", about::IMAGE, image::Args::augment_args),
-        "spec" => ("spec", about::SPEC, spec::Args::augment_args),
-        _ => return None,
-    };
-    Some(top.subcommand(args(Command::new(name)).about(about)))
+/// Adds a command's arguments to its `Command`.
+type AddArgs = fn(Command) -> Command;
+
+/// Each command's name, one line of help and arguments, for
+/// [`command_for`].
+const COMMANDS: [(&str, &str, AddArgs); 16] = [
+    (
+        "create",
+        about::CREATE,
+        <create::Args as Args>::augment_args,
+    ),
+    ("start", about::START, <start::Args as Args>::augment_args),
+    ("state", about::STATE, <state::Args as Args>::augment_args),
+    ("kill", about::KILL, <kill::Args as Args>::augment_args),
+    (
+        "delete",
+        about::DELETE,
+        <delete::Args as Args>::augment_args,
+    ),
+    ("run", about::RUN, <run::Args as Args>::augment_args),
+    ("list", about::LIST, <list::Args as Args>::augment_args),
+    ("exec", about::EXEC, <exec::Args as Args>::augment_args),
+    ("ps", about::PS, <ps::Args as Args>::augment_args),
+    ("pause", about::PAUSE, <pause::Args as Args>::augment_args),
+    (
+        "resume",
+        about::RESUME,
+        <resume::Args as Args>::augment_args,
+    ),
+    (
+        "events",
+        about::EVENTS,
+        <events::Args as Args>::augment_args,
+    ),
+    (
+        "update",
+        about::UPDATE,
+        <update::Args as Args>::augment_args,
+    ),
+    ("features", about::FEATURES, features_args),
+    ("image", about::IMAGE, <image::Args as Args>::augment_args),
+    ("spec", about::SPEC, <spec::Args as Args>::augment_args),
+];
+
+/// `features` takes no arguments.
+fn features_args(c: Command) -> Command {
+    c
+}
+
+/// The command `name` alone, when berth has one of that name: every call
+/// pays for building one command's arguments, not all sixteen (clap builds
+/// what it is given, and the whole tree cost each start about 400 KiB of
+/// RSS). `Cmd::from_arg_matches` reads it as it reads the full tree.
+pub fn command_for(name: &str) -> Option<Command> {
+    let (name, about, args) = COMMANDS.iter().find(|c| c.0 == name)?;
+    Some(args(Command::new(*name)).about(*about))
 }
 
 impl Cmd {

@@ -68,17 +68,16 @@ fn release_binary_stays_within_its_memory_budget() {
             _ => berth(&["run", "-b", &bundle, &t.id("r")]),
         };
         assert!(st, "{cmd} failed");
-        seen.push(format!("{cmd} {kib} KiB (budget {budget})"));
+        seen.push((cmd, kib, budget));
         if cmd == "state" {
             t.ok(&["delete", "-f", &id]);
         }
     }
-    eprintln!("{}", seen.join(", "));
-    for ((cmd, budget), line) in BUDGET.iter().zip(&seen) {
-        let kib: u64 = line.split(' ').nth(1).unwrap().parse().unwrap();
+    eprintln!("peak RSS (KiB, budget): {seen:?}");
+    for (cmd, kib, budget) in &seen {
         assert!(
-            kib <= *budget,
-            "peak RSS of `berth {cmd}` over budget: {line}; all: {seen:?}"
+            kib <= budget,
+            "peak RSS of `berth {cmd}` over budget: {kib} KiB > {budget}; all: {seen:?}"
         );
     }
 }

@@ -110,23 +110,27 @@ fn console_size_and_what_the_console_socket_gets() {
     c["process"]["terminal"] = json!(true);
     c["process"]["consoleSize"] = json!({"height": 24, "width": 77});
     t.write_config(&c);
-    let mut runtimes: Vec<(&str, std::process::Command)> = vec![("berth", t.cmd(&[]))];
+    let mut runtimes = vec!["berth"];
     if with_reference() {
-        let mut r = std::process::Command::new(runc());
-        r.args(["--root", t.dir.join("runc").to_str().unwrap()]);
-        runtimes.push(("runc", r));
+        runtimes.push("runc");
     }
-    for (who, base) in runtimes {
+    for who in runtimes {
+        let cmd = |args: &[&str]| {
+            if who == "runc" {
+                t.runc(args)
+            } else {
+                t.berth(args)
+            }
+        };
+        let bundle = t.bundle.to_str().unwrap();
         let run = |extra: &[&str], id: &str, sock: &std::path::Path| {
-            let mut cmd = std::process::Command::new(base.get_program());
-            cmd.args(base.get_args())
-                .arg("run")
-                .args(extra)
-                .args(["--console-socket", sock.to_str().unwrap()])
-                .args(["-b", t.bundle.to_str().unwrap(), id])
-                .stdin(std::process::Stdio::null())
-                .output()
-                .unwrap()
+            let sock = sock.to_str().unwrap();
+            cmd(&[
+                &["run"],
+                extra,
+                &["--console-socket", sock, "-b", bundle, id],
+            ]
+            .concat())
         };
         // In the foreground a console socket is refused.
         let o = run(&[], &t.id("fg"), &t.dir.join("none.sock"));
@@ -152,12 +156,9 @@ fn console_size_and_what_the_console_socket_gets() {
             "{who}: {:?}",
             String::from_utf8_lossy(&msg)
         );
-        let mut del = std::process::Command::new(base.get_program());
-        let st = del
-            .args(base.get_args())
-            .args(["delete", "-f", &id])
-            .status()
-            .unwrap();
-        assert!(st.success(), "{who}: delete");
+        assert!(
+            cmd(&["delete", "-f", &id]).status.success(),
+            "{who}: delete"
+        );
     }
 }
