@@ -132,6 +132,10 @@ def median_ms(v):
 
 def main():
     view = unified_view()
+    # berth's default cgroup parent (configs without cgroupsPath): the
+    # bench removes it at the end if it made it.
+    berth_parent = "/sys/fs/cgroup/berth"
+    had_parent = os.path.isdir(berth_parent)
     tmp = tempfile.mkdtemp(prefix="berth-bench-")
     true_b = make_bundle(tmp, ["/bin/true"])
     sleep_b = make_bundle(tmp, ["/bin/sleep", "1000"])
@@ -203,8 +207,14 @@ def main():
     res["scale"] = scale
     json.dump(res, open(out_path, "w"), indent=2)
     print(table(res))
-    # Every container is deleted by now: the bundles and state roots go.
+    # Every container is deleted by now: the bundles and state roots go,
+    # and berth's default parent cgroup if the bench made it.
     shutil.rmtree(tmp, ignore_errors=True)
+    if not had_parent:
+        try:
+            os.rmdir(berth_parent)
+        except OSError as e:
+            print(f"warning: {berth_parent} left: {e}", file=sys.stderr)
 
 
 def symbol_order():

@@ -680,20 +680,66 @@ impl T {
 
 impl Drop for T {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            // Clean up for the next test, without hiding the failure.
-            if let Ok(rd) = std::fs::read_dir(&self.root) {
-                for e in rd.flatten() {
-                    let id = e.file_name().to_string_lossy().into_owned();
-                    let _ = self.berth(&["delete", "-f", &id]);
-                }
-            }
+        // A failed test (or one that leaked) still cleans up for the next
+        // one, without hiding the failure.
+        let failed = std::thread::panicking();
+        let leak = if failed {
+            None
         } else {
-            self.check_leaks();
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.check_leaks())).err()
+        };
+        if failed || leak.is_some() {
+            self.clean_up();
         }
         for d in self.parents.iter().rev() {
             let _ = std::fs::remove_dir(d);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(p) = leak {
+            std::panic::resume_unwind(p);
+        }
+    }
+}
+
+impl T {
+    /// Deletes the containers of berth and of the reference runtime, then
+    /// what is left below the test's own parent cgroups (a leaf whose last
+    /// process was still exiting when it was deleted).
+    fn clean_up(&self) {
+        let runc_root = self.dir.join("runc");
+        for (root, runc) in [(&self.root, false), (&runc_root, true)] {
+            let Ok(rd) = std::fs::read_dir(root) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let id = e.file_name().to_string_lossy().into_owned();
+                let _ = if runc {
+                    self.runc(&["delete", "-f", &id])
+                } else {
+                    self.berth(&["delete", "-f", &id])
+                };
+            }
+        }
+        for d in self.parents.iter().rev() {
+            remove_cgroup_tree(d);
+        }
+    }
+}
+
+/// Removes the empty cgroups below `d` (one of a test's own parents),
+/// deepest first, waiting up to a second for each to empty.
+fn remove_cgroup_tree(d: &Path) {
+    let Ok(rd) = std::fs::read_dir(d) else { return };
+    for e in rd.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            let sub = e.path();
+            remove_cgroup_tree(&sub);
+            for _ in 0..100 {
+                if std::fs::remove_dir(&sub).is_ok() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
     }
 }
