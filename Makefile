@@ -17,7 +17,7 @@ VM_PKGS := iproute2 mount runc uidmap util-linux procps
 VM_SYSTEMD_PKGS := systemd dbus dbus-user-session containerd podman docker.io bash python3
 VM_SYSTEMD_APPEND := apparmor=0
 APT_PKGS := busybox-static gcc libc6-dev libseccomp-dev qemu-system-x86 iproute2 python3 zstd umoci runc containerd podman \
-	docker-registry skopeo apache2-utils openssl docker.io protobuf-compiler
+	docker-registry skopeo apache2-utils openssl docker.io protobuf-compiler netavark aardvark-dns iptables slirp4netns
 FIXTURES := target/fixtures
 # .cargo/config.toml builds for an explicit target (static linking).
 OUT := target/x86_64-unknown-linux-gnu
@@ -35,7 +35,9 @@ all: release
 # docker-registry, skopeo, apache2-utils (htpasswd) and openssl (the
 # registries tests/registry.rs starts, pushes to, and secures), docker.io
 # (Docker, another client), protobuf-compiler (protoc, which builds the
-# CRI bindings tests/cri.rs uses). apt-get update runs only when something
+# CRI bindings tests/cri.rs uses), netavark, aardvark-dns, iptables and
+# slirp4netns (the network stacks of `image run`, tests/network.rs and
+# the rootless network test). apt-get update runs only when something
 # is missing. The packages' services are not ours to start: on a machine
 # without a policy-rc.d, one is put in place for the install (and removed).
 deps:
@@ -60,7 +62,7 @@ release: deps
 fixtures: deps
 	@[ -x $(FIXTURES)/busybox/bin/busybox ] || sh rootfs-fixtures/busybox-rootfs.sh $(FIXTURES)/busybox
 	@[ -f $(FIXTURES)/images/hostile/index.json ] || python3 rootfs-fixtures/make-images.py $(FIXTURES)/images $(FIXTURES)/busybox
-	@for p in mempolicy pause syscall procmount; do [ -x $(FIXTURES)/$$p ] || gcc -O2 -static -o $(FIXTURES)/$$p rootfs-fixtures/$$p.c || exit 1; done
+	@for p in mempolicy pause syscall procmount udpecho; do [ -x $(FIXTURES)/$$p ] || gcc -O2 -static -o $(FIXTURES)/$$p rootfs-fixtures/$$p.c || exit 1; done
 
 # A demo container: prints its hostname, its pid (1) and its memory limit.
 run: release fixtures

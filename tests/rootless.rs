@@ -631,6 +631,8 @@ fn images_as_an_unprivileged_user() {
         "image",
         "run",
         "--rm",
+        "--network",
+        "none",
         "busybox-docker:1",
         "sh",
         "-c",
@@ -666,6 +668,8 @@ fn images_as_an_unprivileged_user() {
         "image",
         "run",
         "--rm",
+        "--network",
+        "none",
         "--memory",
         "64m",
         "busybox-docker:1",
@@ -692,6 +696,129 @@ fn images_as_an_unprivileged_user() {
         !info.contains(u.home.to_str().unwrap()),
         "a mount leaked to the host"
     );
+}
+
+/// `image run` as the user: slirp4netns by default, a port published on
+/// the user's side, a server outside reached, the files for DNS; delete
+/// stops slirp4netns. In a network namespace of the test's own.
+#[test]
+fn images_on_the_user_mode_network() {
+    let u = User::new("net");
+    let tar = "busybox-docker.tar";
+    std::fs::copy(common::images().join(tar), u.home.join(tar)).unwrap();
+    chown_tree(&u.home, u.uid);
+    u.ok(&["image", "import", tar]);
+    let ns = common::Netns::new();
+    ok(&ns.sh("ip link add d0 type veth peer name d1 && ip addr add 192.0.2.1/24 dev d0 && ip link set d0 up"));
+    let before = ns.state();
+    let mut server = Command::new("python3");
+    server
+        .args([
+            "-c",
+            "import http.server as h\n\
+             class H(h.BaseHTTPRequestHandler):\n\
+             \x20def do_GET(s):\n\
+             \x20 s.send_response(200); s.end_headers(); s.wfile.write(b'outside')\n\
+             h.HTTPServer(('192.0.2.1', 8000), H).serve_forever()",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let server = common::Killed(ns.enter(&mut server).spawn().unwrap());
+    // slirp4netns opens /dev/net/tun as the user: udev makes it 0666, a
+    // machine without udev (this one) 0600. The user's commands see a
+    // 0666 node of the test's, bound over it in a mount namespace of
+    // their own; the host's stays as it is.
+    let tun = u.home.join("tun");
+    nix::sys::stat::mknod(
+        &tun,
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        nix::sys::stat::makedev(10, 200),
+    )
+    .unwrap();
+    std::fs::set_permissions(&tun, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    let tun = std::ffi::CString::new(tun.to_str().unwrap()).unwrap();
+    let in_ns = |args: &[&str], detached: bool| {
+        let mut c = u.cmd(&u.berth);
+        c.args(args);
+        let tun = tun.clone();
+        // SAFETY: only unshare(2) and mount(2) between fork and exec, on
+        // C strings made before the fork.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut c, move || {
+                let none = std::ptr::null();
+                if libc::unshare(libc::CLONE_NEWNS) != 0
+                    || libc::mount(
+                        none,
+                        c"/".as_ptr(),
+                        none,
+                        libc::MS_REC | libc::MS_PRIVATE,
+                        none.cast(),
+                    ) != 0
+                    || libc::mount(
+                        tun.as_ptr(),
+                        c"/dev/net/tun".as_ptr(),
+                        none,
+                        libc::MS_BIND,
+                        none.cast(),
+                    ) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let log = u.home.join("detached.log");
+        if detached {
+            c.stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap());
+        }
+        let mut o = ns.enter(&mut c).output().unwrap();
+        if detached {
+            o.stderr = std::fs::read(&log).unwrap();
+        }
+        o
+    };
+    let o = in_ns(
+        &["image", "run", "-d", "--name", "web", "-p", "8080:80", "busybox-docker:1", "sh", "-c",
+          "mkdir /www && ip -o -4 addr show tap0 > /www/index.html && exec httpd -f -p 80 -h /www"],
+        true,
+    );
+    assert!(o.status.success(), "{o:?}");
+    let mut page = String::new();
+    for _ in 0..200 {
+        let o = ns.get("http://127.0.0.1:8080/", 2);
+        if o.status.success() {
+            page = String::from_utf8_lossy(&o.stdout).into_owned();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert!(page.contains("inet 10.0.2.100/"), "{page:?}");
+    let out = ok(&in_ns(
+        &[
+            "image",
+            "run",
+            "--rm",
+            "busybox-docker:1",
+            "sh",
+            "-c",
+            "cat /etc/resolv.conf; wget -q -O- http://192.0.2.1:8000/",
+        ],
+        false,
+    ));
+    assert!(
+        out.contains("nameserver 10.0.2.3\n") && out.ends_with("outside"),
+        "{out}"
+    );
+    u.ok(&["delete", "--force", "web"]);
+    drop(server);
+    assert_eq!(
+        ns.processes(),
+        Vec::<String>::new(),
+        "slirp4netns left running"
+    );
+    assert_eq!(ns.state(), before);
 }
 
 /// Whether the filesystem of `dir` takes `user.*` xattrs.

@@ -22,8 +22,13 @@ pub struct Opts {
     pub memory: Option<i64>,
     pub cpus: Option<f64>,
     pub pids_limit: Option<i64>,
-    /// `none` (default: a network namespace with only lo) or `host`.
+    /// `none` (a network namespace of its own, set up by `hooks` if it
+    /// has any) or `host`.
     pub network: Option<String>,
+    /// More mounts (after the volumes), as config.json mounts.
+    pub mounts: Vec<Value>,
+    /// config.json's `hooks`.
+    pub hooks: Option<Value>,
     /// `SRC:DST[:ro]` bind mounts.
     pub volumes: Vec<String>,
     pub read_only: bool,
@@ -203,6 +208,9 @@ pub fn make_config(base: &Value, image_config: &Value, rootfs: &Path, o: &Opts) 
         }
         Some(n) => return Err(Error::Other(format!("--network {n:?}: use none or host"))),
     }
+    if let Some(h) = &o.hooks {
+        c["hooks"] = h.clone();
+    }
     for v in &o.volumes {
         let parts: Vec<&str> = v.split(':').collect();
         let (src, dst, ro) = match parts.as_slice() {
@@ -225,6 +233,10 @@ pub fn make_config(base: &Value, image_config: &Value, rootfs: &Path, o: &Opts) 
             .expect("base has mounts")
             .push(json!({"destination": dst, "type": "bind", "source": src, "options": opts}));
     }
+    c["mounts"]
+        .as_array_mut()
+        .expect("base has mounts")
+        .extend(o.mounts.iter().cloned());
     Ok(c)
 }
 

@@ -9,6 +9,7 @@
 //!   plus a private upper directory; [`flatten`]: a plain rootfs copy.
 //! - [`bundle`]: an OCI runtime bundle from an image config.
 //! - [`gc`]: removes what no image or mount uses.
+//! - [`net`]: networks for `image run` (netavark bridges, `-p`, names).
 //!
 //! # Layers
 //!
@@ -18,7 +19,7 @@
 //!
 //! | layer | modules |
 //! | --- | --- |
-//! | 3 operations | import, pull, overlay, flatten, bundle, gc |
+//! | 3 operations | import, pull, overlay, flatten, bundle, gc, net |
 //! | 2 layers | unpack, manifest |
 //! | 1 store | store, registry, auth |
 //! | 0 base | error, digest, fsutil, progress, reference |
@@ -32,6 +33,7 @@ pub mod fsutil;
 pub mod gc;
 pub mod import;
 pub mod manifest;
+pub mod net;
 pub mod overlay;
 pub mod progress;
 pub mod pull;

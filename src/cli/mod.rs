@@ -15,6 +15,7 @@ mod features;
 mod image;
 mod kill;
 mod list;
+mod network;
 mod pause;
 mod ps;
 mod resume;
@@ -89,6 +90,26 @@ impl Global {
     }
 }
 
+/// berth's own path, for the hooks it writes into a config: argv[0] made
+/// absolute (as found in PATH when it has no slash). Not /proc/self/exe:
+/// `image run` runs from a detached read-only view of the binary
+/// (CVE-2019-5736), which has no path a hook could name.
+pub fn self_exe() -> Result<PathBuf> {
+    let arg0 = PathBuf::from(std::env::args_os().next().unwrap_or_default());
+    let found = if arg0.components().count() > 1 {
+        Some(arg0.clone())
+    } else {
+        std::env::var_os("PATH").and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join(&arg0))
+                .find(|c| c.is_file())
+        })
+    };
+    found
+        .and_then(|p| p.canonicalize().ok())
+        .ok_or_else(|| anyhow::anyhow!("cannot find berth's own binary from {arg0:?}"))
+}
+
 #[derive(Subcommand)]
 pub enum Cmd {
     #[command(about = about::CREATE)]
@@ -123,6 +144,8 @@ pub enum Cmd {
     Image(image::Args),
     #[command(about = about::SPEC)]
     Spec(spec::Args),
+    #[command(about = about::NETWORK)]
+    Network(network::Args),
 }
 
 /// Each command's one line of help, shared by `Cmd` (the full tree, for
@@ -146,6 +169,7 @@ mod about {
         "Print the features this runtime supports (runtime-spec features.md JSON)";
     pub const IMAGE: &str = "OCI images: import, list, unpack, mount, make bundles, run";
     pub const SPEC: &str = "Write a default config.json to the bundle directory";
+    pub const NETWORK: &str = "Bridge networks for `image run`: create, ls, inspect, rm";
 }
 
 /// Adds a command's arguments to its `Command`.
@@ -153,7 +177,7 @@ type AddArgs = fn(Command) -> Command;
 
 /// Each command's name, one line of help and arguments, for
 /// [`command_for`].
-const COMMANDS: [(&str, &str, AddArgs); 16] = [
+const COMMANDS: [(&str, &str, AddArgs); 17] = [
     (
         "create",
         about::CREATE,
@@ -190,6 +214,11 @@ const COMMANDS: [(&str, &str, AddArgs); 16] = [
     ("features", about::FEATURES, features_args),
     ("image", about::IMAGE, <image::Args as Args>::augment_args),
     ("spec", about::SPEC, <spec::Args as Args>::augment_args),
+    (
+        "network",
+        about::NETWORK,
+        <network::Args as Args>::augment_args,
+    ),
 ];
 
 /// `features` takes no arguments.
@@ -198,7 +227,7 @@ fn features_args(c: Command) -> Command {
 }
 
 /// The command `name` alone, when berth has one of that name: every call
-/// pays for building one command's arguments, not all sixteen (clap builds
+/// pays for building one command's arguments, not all of them (clap builds
 /// what it is given, and the whole tree cost each start about 400 KiB of
 /// RSS). `Cmd::from_arg_matches` reads it as it reads the full tree.
 pub fn command_for(name: &str) -> Option<Command> {
@@ -227,6 +256,7 @@ impl Cmd {
             Cmd::Features => done(features::run(g)),
             Cmd::Image(a) => image::run(g, a),
             Cmd::Spec(a) => done(spec::run(a)),
+            Cmd::Network(a) => done(network::run(g, a)),
         }
     }
 

@@ -4,8 +4,10 @@
 #![allow(dead_code)]
 
 use serde_json::{json, Value};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::Once;
 
 /// The berth binary (BERTH_BIN overrides, e.g. inside the cgroup v2 VM).
@@ -160,6 +162,12 @@ pub fn syscall_probe() -> PathBuf {
 pub fn procmount_probe() -> PathBuf {
     static ONCE: Once = Once::new();
     static_program("procmount", &ONCE)
+}
+
+/// A UDP server that answers "got DATA" (rootfs-fixtures/udpecho.c).
+pub fn udpecho_program() -> PathBuf {
+    static ONCE: Once = Once::new();
+    static_program("udpecho", &ONCE)
 }
 
 /// The pod sandbox's init (rootfs-fixtures/pause.c), for tests/cri.rs.
@@ -496,12 +504,24 @@ impl T {
         self.dir.join("store")
     }
 
-    /// `berth image --store STORE ARGS...`
+    /// `berth image --store STORE ARGS...`. `image run` gets `--network
+    /// none` unless the test names a network: root's default, a bridge,
+    /// would change the network namespace the test runs in, which is the
+    /// host's outside tests/network.rs.
     pub fn image(&self, args: &[&str]) -> Output {
+        let mut a: Vec<&str> = args.to_vec();
+        if args.first() == Some(&"run") && !args.iter().any(|a| a.starts_with("--network")) {
+            a.splice(1..1, ["--network", "none"]);
+        }
+        self.image_cmd(&a).stdin(Stdio::null()).output().unwrap()
+    }
+
+    /// `berth image --store STORE ARGS...` as it is given.
+    pub fn image_cmd(&self, args: &[&str]) -> Command {
         let store = self.store();
         let mut a = vec!["image", "--store", store.to_str().unwrap()];
         a.extend_from_slice(args);
-        self.berth(&a)
+        self.cmd(&a)
     }
 
     pub fn cmd(&self, args: &[&str]) -> Command {
@@ -741,5 +761,123 @@ fn remove_cgroup_tree(d: &Path) {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
         }
+    }
+}
+
+/// A network namespace of the test's own, held by `unshare -n sleep`
+/// (tests/network.rs, the rootless network test): the host's interfaces,
+/// routes and firewall stay untouched.
+pub struct Netns {
+    holder: Child,
+    fd: OwnedFd,
+}
+
+impl Netns {
+    pub fn new() -> Netns {
+        let holder = Command::new("unshare")
+            .args(["-n", "sleep", "3600"])
+            .spawn()
+            .expect("unshare -n");
+        let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
+        let path = format!("/proc/{}/ns/net", holder.id());
+        for _ in 0..500 {
+            if std::fs::read_link(&path).is_ok_and(|l| l != ours) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        assert_ne!(std::fs::read_link(&path).unwrap(), ours, "no namespace");
+        let fd = std::fs::File::open(&path).unwrap().into();
+        let ns = Netns { holder, fd };
+        ok(&ns.sh("ip link set lo up"));
+        ns
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.holder.id()
+    }
+
+    /// Makes `c` run in this namespace.
+    pub fn enter<'a>(&self, c: &'a mut Command) -> &'a mut Command {
+        let fd = self.fd.as_raw_fd();
+        // SAFETY: between fork and exec only setns(2), async-signal-safe,
+        // on an fd that stays open in the parent until the child execs.
+        unsafe {
+            c.pre_exec(move || {
+                if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            })
+        }
+    }
+
+    pub fn sh(&self, script: &str) -> Output {
+        let mut c = Command::new("sh");
+        c.arg("-c").arg(script).stdin(Stdio::null());
+        self.enter(&mut c).output().unwrap()
+    }
+
+    /// Links, addresses, routes and firewall rules: names and values, not
+    /// link states or counters (which traffic changes), and not the empty
+    /// built-in chains iptables-save prints once a table was loaded.
+    pub fn state(&self) -> String {
+        let o = self.sh(
+            "ip -o link | awk '{print $2}'; ip -o addr | awk '{print $2, $3, $4}'; \
+             ip route | sed 's/ linkdown//'; \
+             for t in iptables-save ip6tables-save; do $t 2>/dev/null | grep -E '^(-A|:)' \
+             | sed 's/ \\[[0-9]*:[0-9]*\\]//' \
+             | grep -vE '^:(INPUT|OUTPUT|FORWARD|PREROUTING|POSTROUTING) (ACCEPT|DROP)$'; done",
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Processes in this namespace other than its holder.
+    pub fn processes(&self) -> Vec<String> {
+        let me = std::fs::read_link(format!("/proc/{}/ns/net", self.pid())).unwrap();
+        let mut v = Vec::new();
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.parse::<u32>().is_err() || name == self.pid().to_string() {
+                continue;
+            }
+            if std::fs::read_link(e.path().join("ns/net")).is_ok_and(|l| l == me) {
+                let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+                v.push(format!(
+                    "{name} {}",
+                    String::from_utf8_lossy(&cmd).replace('\0', " ")
+                ));
+            }
+        }
+        v
+    }
+
+    /// Fetches `url` from this namespace (python3: the static busybox's
+    /// wget crashes outside its rootfs).
+    pub fn fetch(&self, url: &str) -> String {
+        ok(&self.get(url, 5))
+    }
+
+    pub fn get(&self, url: &str, timeout: u32) -> Output {
+        self.sh(&format!(
+            "python3 -c 'import sys,urllib.request as u; sys.stdout.write(u.urlopen(sys.argv[1], timeout={timeout}).read().decode())' {url}"
+        ))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
+/// A helper process of the test, killed when it goes out of scope.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }

@@ -11,12 +11,19 @@ use std::path::PathBuf;
 mod pull;
 mod run;
 
+/// `--store`, of `image` and `network`.
 #[derive(clap::Args)]
-pub struct Args {
+pub(super) struct StoreArg {
     /// The image store (default /var/lib/berth; rootless:
     /// $XDG_DATA_HOME/berth, else ~/.local/share/berth).
     #[arg(long, env = "BERTH_STORE", value_name = "DIR")]
-    store: Option<PathBuf>,
+    pub store: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    store: StoreArg,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -60,6 +67,9 @@ enum Cmd {
     Bundle { name: String, dir: PathBuf },
     /// Run a command in a new container of the image.
     Run(Box<run::Args>),
+    /// Print the published ports of an `image run` container
+    /// (CONTAINERPORT/PROTO -> HOSTIP:HOSTPORT).
+    Port { id: String },
 }
 
 /// Progress on a terminal (stderr), nothing otherwise: a bar for the whole,
@@ -141,8 +151,8 @@ impl berth_image::progress::Progress for Bar {
 }
 
 /// The store's directory: `--store`, else root's or the user's default.
-fn store_dir(a: &Args, rootless: bool) -> Result<PathBuf> {
-    if let Some(s) = &a.store {
+pub(super) fn store_dir(store: Option<&PathBuf>, rootless: bool) -> Result<PathBuf> {
+    if let Some(s) = store {
         return Ok(s.clone());
     }
     if !rootless {
@@ -167,7 +177,7 @@ pub fn run(g: &Global, a: &Args) -> Result<i32> {
     // namespace mapping the user's subordinate ids (docs/rootless.md).
     let unprivileged = !nix::unistd::geteuid().is_root();
     let rootless = unprivileged || berth_runtime::rootless::in_user_namespace();
-    let dir = store_dir(a, rootless)?;
+    let dir = store_dir(a.store.store.as_ref(), rootless)?;
     if unprivileged {
         if let Some(status) = berth_runtime::rootless::enter_user_namespace()? {
             return Ok(status);
@@ -238,6 +248,13 @@ pub fn run(g: &Global, a: &Args) -> Result<i32> {
             bundle::bundle(&st, &st.image(name)?, dir, &base, &o)?;
         }
         Cmd::Run(r) => return run::run(g, &st, r),
+        Cmd::Port { id } => {
+            let a = berth_image::net::container::attachment(&st.root.join("bundles").join(id))?
+                .ok_or_else(|| anyhow::anyhow!("container {id} is not attached to a network"))?;
+            for p in &a.ports {
+                println!("{p}");
+            }
+        }
         Cmd::Pull(a) => pull::run(&st, a)?,
         Cmd::Login(a) => pull::login(&st, a)?,
         Cmd::Logout(a) => pull::logout(a)?,

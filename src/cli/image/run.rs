@@ -4,6 +4,7 @@
 
 use crate::cli::Global;
 use anyhow::Result;
+use berth_image::net::{self, container, Networks};
 use berth_image::{bundle, overlay, store::Store};
 use berth_runtime::CreateOpts;
 
@@ -43,9 +44,21 @@ pub struct Args {
     cpus: Option<f64>,
     #[arg(long, value_name = "N")]
     pids_limit: Option<i64>,
-    /// none (only lo, the default) or host.
+    /// bridge (the default network; the default for root), a network's
+    /// name (`berth network create`), slirp4netns (user-mode; the rootless
+    /// default), none (only lo) or host.
     #[arg(long, value_name = "MODE")]
     network: Option<String>,
+    /// Publish a port: [IP:][HOSTPORT:]CONTAINERPORT[/tcp|/udp], ports or
+    /// ranges (N-M); without HOSTPORT a free one is chosen (`image port`).
+    #[arg(short = 'p', long = "publish", value_name = "SPEC")]
+    publish: Vec<String>,
+    /// A DNS server for /etc/resolv.conf (instead of the host's).
+    #[arg(long, value_name = "IP")]
+    dns: Vec<String>,
+    /// An /etc/hosts entry.
+    #[arg(long, value_name = "HOST:IP")]
+    add_host: Vec<String>,
     /// Bind mount SRC:DST[:ro].
     #[arg(short = 'v', long = "volume", value_name = "SRC:DST[:ro]")]
     volumes: Vec<String>,
@@ -62,6 +75,16 @@ pub struct Args {
     /// Command and arguments (default: the image's Entrypoint and Cmd).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     cmd: Vec<String>,
+}
+
+/// Where the container's network comes from.
+enum Net {
+    /// none (false) or the host's (true): nothing to set up.
+    Own(bool),
+    /// A bridge network, through netavark.
+    Bridge(Box<berth_image::net::Network>),
+    /// slirp4netns.
+    Slirp,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum, PartialEq, Eq)]
@@ -103,6 +126,29 @@ pub fn run(g: &Global, st: &Store, r: &Args) -> Result<i32> {
     };
     let id = r.name.clone().unwrap_or_else(generated_id);
     berth_runtime::validate_id(&id)?;
+    let rootless = g.rootless()? || st.rootless;
+    let mode = r
+        .network
+        .clone()
+        .unwrap_or_else(|| if rootless { "slirp4netns" } else { "bridge" }.into());
+    let mut ports = Vec::new();
+    for p in &r.publish {
+        ports.extend(net::ports::parse(p)?);
+    }
+    let nets = Networks::new(&st.root);
+    let network = match mode.as_str() {
+        "none" | "host" => {
+            if !ports.is_empty() {
+                anyhow::bail!("-p: --network {mode} has no network of its own to publish ports from: use --network bridge, slirp4netns or a network's name");
+            }
+            Net::Own(mode == "host")
+        }
+        "slirp4netns" => Net::Slirp,
+        _ if rootless => anyhow::bail!(
+            "--network {mode}: rootless, bridge networks need root: use --network slirp4netns (the default), none or host"
+        ),
+        name => Net::Bridge(Box::new(nets.by_flag(name)?)),
+    };
     let rt = g.runtime()?;
     if rt.exists(&id) {
         return Err(berth_runtime::Error::Exists.into());
@@ -111,16 +157,18 @@ pub fn run(g: &Global, st: &Store, r: &Args) -> Result<i32> {
     if dir.exists() {
         anyhow::bail!("{}: a bundle for {id} exists already", dir.display());
     }
+    let hostname = r
+        .hostname
+        .clone()
+        .unwrap_or_else(|| id.chars().take(12).collect());
+    let attached = !matches!(network, Net::Own(_));
+    let etc = attached || !r.dns.is_empty() || !r.add_host.is_empty();
     let o = bundle::Opts {
         cmd: r.cmd.clone(),
         env: r.env.clone(),
         workdir: r.workdir.clone(),
         user: r.user.clone(),
-        hostname: Some(
-            r.hostname
-                .clone()
-                .unwrap_or_else(|| id.chars().take(12).collect()),
-        ),
+        hostname: Some(hostname.clone()),
         memory: r
             .memory
             .as_deref()
@@ -128,13 +176,44 @@ pub fn run(g: &Global, st: &Store, r: &Args) -> Result<i32> {
             .transpose()?,
         cpus: r.cpus,
         pids_limit: r.pids_limit,
-        network: r.network.clone(),
+        network: Some(
+            if let Net::Own(true) = network {
+                "host"
+            } else {
+                "none"
+            }
+            .into(),
+        ),
+        mounts: if etc {
+            container::etc_mounts(&dir)
+        } else {
+            Vec::new()
+        },
+        hooks: attached.then(|| hooks(&st.root)).transpose()?,
         volumes: r.volumes.clone(),
         read_only: r.read_only,
         terminal: r.tty,
     };
     let base = berth_runtime::spec::default_spec(false);
     if let Err(e) = bundle::bundle(st, &img, &dir, &base, &o) {
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(e.into());
+    }
+    let req = container::Request {
+        id: &id,
+        hostname: &hostname,
+        ports,
+        dns: &r.dns,
+        add_hosts: &r.add_host,
+    };
+    let planned = match &network {
+        Net::Bridge(n) => container::plan(&nets, n, &dir, req).map(|_| ()),
+        Net::Slirp => container::plan_slirp(&nets, &dir, rootless, req).map(|_| ()),
+        Net::Own(_) if etc => container::write_etc(&dir, &req, None, None),
+        Net::Own(_) => Ok(()),
+    };
+    if let Err(e) = planned {
+        let _ = overlay::umount(st, &dir);
         let _ = std::fs::remove_dir_all(&dir);
         return Err(e.into());
     }
@@ -156,9 +235,28 @@ pub fn run(g: &Global, st: &Store, r: &Args) -> Result<i32> {
     };
     let res = rt.run(&opts, !r.rm);
     if r.rm || res.is_err() {
+        // delete runs the poststop hook (the network's teardown); the
+        // detach after it is for a container that never got a state.
         let _ = rt.delete(&id, true);
+        let _ = container::detach(&nets, &dir);
         let _ = overlay::umount(st, &dir);
         let _ = std::fs::remove_dir_all(&dir);
     }
     Ok(res?)
+}
+
+/// config.json's hooks for a container on a network: the createRuntime
+/// hook sets the network up in the new namespace (before the container's
+/// program runs), the poststop hook (run by `delete`) tears it down.
+fn hooks(store: &std::path::Path) -> Result<serde_json::Value> {
+    let exe = super::super::self_exe()?;
+    let store = store.canonicalize().unwrap_or_else(|_| store.to_path_buf());
+    let hook = |verb: &str| {
+        serde_json::json!([{
+            "path": exe,
+            "args": [exe, "network", "--store", store, verb],
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+        }])
+    };
+    Ok(serde_json::json!({"createRuntime": hook("attach"), "poststop": hook("detach")}))
 }
