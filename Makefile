@@ -87,7 +87,8 @@ test-host: build release fixtures
 # clone(2) fallback, cgroup and time namespaces, masks and propagation with
 # 6.1's mount API, network devices, the eBPF device program, seccomp, the
 # binary's protection, overlay without lowerdir+, rootless containers and
-# images (with a cgroup subtree delegated to the user). Then the systemd driver
+# images (with a cgroup subtree delegated to the user), the bridge network of
+# `image run`. Then the systemd driver
 # under a real systemd (tests/vm/systemd.sh through with-systemd.sh).
 # Fixtures are built on the host.
 VM_RUNTIME := cgroups:: exec:: lifecycle::lifecycle_states lifecycle::features contract::update_ contract::spec_ contract::a_frozen contract::events_ contract::cloned_ contract::userns_ \
@@ -97,23 +98,31 @@ VM_RUNTIME := cgroups:: exec:: lifecycle::lifecycle_states lifecycle::features c
 VM_SECURITY := device_cgroup_rules listed_devices device_access seccomp_actions seccomp_notify seccomp_newer runtime_binary
 VM_IMAGE := image_run_busybox hundred_layers
 VM_ROOTLESS := lifecycle_exec_kill subordinate_mappings limits_without a_delegated_cgroup images_as
+# The bridge case of `image run` (netavark, aardvark-dns, iptables-nft on
+# 6.1), with the netfilter modules it needs (crc32c_generic first:
+# libcrc32c, which nf_tables needs, does not load without it).
+VM_NETWORK := bridge_publishes
+VM_NET_PKGS := netavark aardvark-dns iptables python3
+VM_NET_MODULES := crc32c_generic libcrc32c nf_tables nft_compat nft_chain_nat nf_nat nf_conntrack nft_ct \
+	xt_addrtype xt_comment xt_conntrack xt_MASQUERADE xt_mark xt_nat xt_tcpudp
 test-vm: build fixtures
 	VM_EXTRA_PKGS="$(VM_PKGS)" $(VM) setup
 	@rm -rf target/vm && mkdir -p target/vm
-	@for t in runtime security image rootless reliability clients cri; do \
+	@for t in runtime security image rootless network reliability clients cri; do \
 	    bin=$$($(CARGO) test --no-run --test $$t --message-format=json 2>/dev/null \
 	        | grep '"kind":\["test"\]' | grep "\"name\":\"$$t\"" \
 	        | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1); \
 	    [ -n "$$bin" ] || { echo "cannot find the $$t test binary" >&2; exit 1; }; \
 	    echo "/host/$${bin#$(CURDIR)/}" > target/vm/$$t.bin; \
 	done
-	@args=""; for t in runtime security image rootless; do \
+	@args=""; for t in runtime security image rootless network; do \
 	    case $$t in runtime) f="$(VM_RUNTIME)";; security) f="$(VM_SECURITY)";; image) f="$(VM_IMAGE)";; \
-	        rootless) f="$(VM_ROOTLESS)";; esac; \
+	        rootless) f="$(VM_ROOTLESS)";; network) f="$(VM_NETWORK)";; esac; \
 	    args="$$args $${args:+--next} $$(cat target/vm/$$t.bin) $$f"; \
 	done; \
-	echo "cgroup v2 VM: runtime, security, image and rootless tests (one boot)"; \
-	VM_TIMEOUT=2400 VM_EXTRA_PKGS="$(VM_PKGS)" $(VM) run "$(CURDIR)" sh /host/tests/vm/cgroup-v2.sh $$args
+	echo "cgroup v2 VM: runtime, security, image, rootless and network tests (one boot)"; \
+	VM_TIMEOUT=2400 VM_EXTRA_PKGS="$(VM_PKGS) $(VM_NET_PKGS)" VM_EXTRA_MODULES="$(VM_NET_MODULES)" \
+	    $(VM) run "$(CURDIR)" env VM_NET_MODULES="$(VM_NET_MODULES)" sh /host/tests/vm/cgroup-v2.sh $$args
 	@echo "cgroup v2 VM under systemd: the systemd cgroup driver"
 	VM_TIMEOUT=2700 VM_MEM=2G VM_EXTRA_PKGS="$(VM_PKGS) $(VM_SYSTEMD_PKGS)" VM_APPEND="$(VM_SYSTEMD_APPEND)" \
 	    $(VM) run --systemd "$(CURDIR)" env SYSTEMD_LOG=/host/target/vm/systemd.log sh /host/tests/vm/systemd.sh $$(cat target/vm/runtime.bin) $$(cat target/vm/reliability.bin) \

@@ -85,7 +85,7 @@ fn bridge_publishes_ports_and_reaches_out() {
     // that answers with the address it sees the client at.
     let out = Netns::new();
     ok(&ns.sh(&format!(
-        "ip link add vx type veth peer name vy netns {} && ip addr add 192.0.2.1/24 dev vx && ip link set vx up",
+        "ip link add vx type veth peer name vy && ip link set vy netns {} && ip addr add 192.0.2.1/24 dev vx && ip link set vx up",
         out.pid()
     )));
     ok(&out.sh("ip addr add 192.0.2.2/24 dev vy && ip link set vy up"));

@@ -812,9 +812,13 @@ impl Netns {
         }
     }
 
+    /// Runs a shell script in this namespace. `ip` is iproute2's: the VM's
+    /// busybox sh would run its own applet, which cannot name a veth peer.
     pub fn sh(&self, script: &str) -> Output {
         let mut c = Command::new("sh");
-        c.arg("-c").arg(script).stdin(Stdio::null());
+        c.arg("-c")
+            .arg(format!("ip() {{ /bin/ip \"$@\"; }}; {script}"))
+            .stdin(Stdio::null());
         self.enter(&mut c).output().unwrap()
     }
 
