@@ -150,7 +150,9 @@ soak: build fixtures
 # memory limit a container starts with (tests/bench/minmem.sh), and under
 # systemd what the systemd cgroup driver costs per lifecycle against
 # cgroupfs (tests/bench/systemd.sh). Results:
-# target/bench.json, target/bench-image.json and tables; see
+# target/bench.json, target/bench-image.json, target/bench-net.json
+# (`image run --rm -p` against `podman run --rm -p`, tests/bench/net_bench.py,
+# in a network namespace of its own) and tables; see
 # docs/benchmarks.md. BENCH_N sets the iterations (default 200).
 bench: release fixtures
 	@for p in runc crun debootstrap; do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || \
@@ -161,12 +163,14 @@ bench: release fixtures
 	unshare -m --propagation private python3 tests/bench/bench.py $(OUT)/release/berth \
 	    $(FIXTURES)/busybox target/bench/floor target/bench/rss target/bench.json
 	python3 tests/bench/image_bench.py $(OUT)/release/berth target/bench/image target/bench-image.json
+	unshare -n -m --propagation private python3 tests/bench/net_bench.py $(OUT)/release/berth $(FIXTURES) target/bench-net.json
 	VM_EXTRA_PKGS="$(VM_PKGS)" $(VM) setup
 	VM_TIMEOUT=1200 VM_EXTRA_PKGS="$(VM_PKGS)" $(VM) run "$(CURDIR)" sh /host/tests/bench/kmem.sh /host/$(OUT)/release/berth /host/$(FIXTURES)/busybox
 	VM_TIMEOUT=1200 VM_EXTRA_PKGS="$(VM_PKGS)" $(VM) run "$(CURDIR)" sh /host/tests/bench/minmem.sh /host/$(OUT)/release/berth /host/$(FIXTURES)/busybox
 	VM_TIMEOUT=1800 VM_MEM=2G VM_EXTRA_PKGS="$(VM_PKGS) $(VM_SYSTEMD_PKGS) crun" VM_APPEND="$(VM_SYSTEMD_APPEND)" \
 	    $(VM) run --systemd "$(CURDIR)" sh /host/tests/bench/systemd.sh /host/$(OUT)/release/berth /host/$(FIXTURES)/busybox
-	python3 tests/bench/report.py docs/benchmarks.md target/bench.json target/bench-image.json target/bench-systemd.json
+	python3 tests/bench/report.py docs/benchmarks.md target/bench.json target/bench-image.json target/bench-systemd.json \
+	    target/bench-net.json
 
 # Regenerates src/symbol-order.txt, the link order of the functions the
 # runtime commands run (build.rs passes it to the linker for release

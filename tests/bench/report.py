@@ -4,7 +4,7 @@ document shows the last run and cannot go stale: everything between the
 `<!-- bench:begin -->` and `<!-- bench:end -->` lines is replaced. A file
 a run did not write (the image or VM parts) leaves its table out, saying so.
 
-usage: report.py DOC target/bench.json [target/bench-image.json] [target/bench-systemd.json]
+usage: report.py DOC target/bench.json [target/bench-image.json] [target/bench-systemd.json] [target/bench-net.json]
 """
 import json, os, sys
 
@@ -60,6 +60,14 @@ def image_tables(m):
             f"| second rootfs (overlay mount, ms) | {m['second_rootfs_ms']:.2f} | | |"]
 
 
+def net_tables(d):
+    m = d["ms"]
+    return ["", f"A container with a published port on the default bridge (`run --rm -p 18080:80` of busybox `true`, "
+            f"in a namespace of the bench's own; median of {d['repeat']}):", "",
+            "| | berth `image run` | `podman run` | berth/podman |", "| --- | ---: | ---: | ---: |",
+            f"| ms | {m['berth']:.1f} | {m['podman']:.1f} | {ratio(m['berth'], m['podman'])} |"]
+
+
 def systemd_tables(d):
     out = ["", f"systemd cgroup driver (cgroup v2 VM, emulated; {d['lifecycles']} lifecycles each, ms per lifecycle):", "",
            "| | cgroupfs | systemd | systemd/cgroupfs |", "| --- | ---: | ---: | ---: |"]
@@ -77,7 +85,8 @@ def main():
         sys.exit(f"{paths[0]}: no benchmark results (run make bench)")
     body = runtime_tables(r)
     for path, render, what in [(paths[1] if len(paths) > 1 else "", image_tables, "image"),
-                               (paths[2] if len(paths) > 2 else "", systemd_tables, "systemd VM")]:
+                               (paths[2] if len(paths) > 2 else "", systemd_tables, "systemd VM"),
+                               (paths[3] if len(paths) > 3 else "", net_tables, "network")]:
         d = load(path) if path else None
         body += render(d) if d else ["", f"(No {what} results in this run.)"]
     text = open(doc).read()

@@ -61,7 +61,8 @@ enum Cmd {
     Unpack { name: String, dir: PathBuf },
     /// Overlay-mount the image at DIR with a private upper dir.
     Mount { name: String, dir: PathBuf },
-    /// Unmount DIR (a mount or a bundle) and remove its upper dir.
+    /// Unmount DIR (a mount or a bundle) and remove its upper dir (and
+    /// release a bundle's network).
     Umount { dir: PathBuf },
     /// Make an OCI bundle at DIR: config.json from the image, rootfs an overlay mount.
     Bundle { name: String, dir: PathBuf },
@@ -237,6 +238,10 @@ pub fn run(g: &Global, a: &Args) -> Result<i32> {
         Cmd::Unpack { name, dir } => flatten::unpack(&st, &st.image(name)?, dir)?,
         Cmd::Mount { name, dir } => overlay::mount(&st, &st.image(name)?, dir)?,
         Cmd::Umount { dir } => {
+            // A bundle of `image run` whose container never got a state
+            // (its berth killed before create) still holds its address and
+            // ports: released here.
+            berth_image::net::container::detach(&berth_image::net::Networks::new(&st.root), dir)?;
             overlay::umount(&st, dir)?;
         }
         Cmd::Bundle { name, dir } => {
