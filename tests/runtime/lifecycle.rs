@@ -414,6 +414,13 @@ fn features_are_truthful_json() {
             .contains(&json!(a)));
     }
     assert!(v["hooks"].as_array().unwrap().contains(&json!("poststop")));
+    // Capabilities in the kernel's order, the same on every call.
+    let caps = &v["linux"]["capabilities"];
+    assert_eq!(caps[0], "CAP_CHOWN");
+    assert_eq!(caps[1], "CAP_DAC_OVERRIDE");
+    assert_eq!(caps[21], "CAP_SYS_ADMIN");
+    let again: serde_json::Value = serde_json::from_str(&ok(&t.berth(&["features"]))).unwrap();
+    assert_eq!(&again["linux"]["capabilities"], caps);
     assert!(v["mountOptions"]
         .as_array()
         .unwrap()

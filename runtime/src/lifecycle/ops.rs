@@ -199,7 +199,11 @@ fn host_has_controller(c: &str) -> bool {
 /// `features` (features.md): what this berth supports, truthfully for
 /// this build and this host.
 pub fn features() -> Value {
-    let caps: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
+    // In the kernel's order (CAP_CHOWN first), as runc lists them: the
+    // crate's set is a HashSet, whose order changes from call to call.
+    let mut caps: Vec<caps::Capability> = caps::all().into_iter().collect();
+    caps.sort_by_key(|c| c.index());
+    let caps: Vec<String> = caps.iter().map(|c| c.to_string()).collect();
     let resctrl = crate::cgroups::rdt::mount_point().ok().flatten();
     let monitoring = resctrl
         .as_ref()
