@@ -724,7 +724,8 @@ impl Drop for T {
 impl T {
     /// Deletes the containers of berth and of the reference runtime, then
     /// what is left below the test's own parent cgroups (a leaf whose last
-    /// process was still exiting when it was deleted).
+    /// process was still exiting when it was deleted) and the mounts left
+    /// under the test's directory.
     fn clean_up(&self) {
         let runc_root = self.dir.join("runc");
         for (root, runc) in [(&self.root, false), (&runc_root, true)] {
@@ -742,6 +743,22 @@ impl T {
         }
         for d in self.parents.iter().rev() {
             remove_cgroup_tree(d);
+        }
+        // Mounts left under the test's directory (the overlay rootfs of an
+        // image bundle a failed test did not unmount), deepest first.
+        let dir = self.dir.to_string_lossy().into_owned();
+        let mut left: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| m.starts_with(&format!("{dir}/")))
+            .map(str::to_string)
+            .collect();
+        left.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in left {
+            let c = std::ffi::CString::new(m).unwrap();
+            // SAFETY: umount2 of a NUL-terminated path; integer result.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
         }
     }
 }
