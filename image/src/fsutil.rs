@@ -172,3 +172,11 @@ pub fn xattrs(fd: BorrowedFd) -> Vec<(String, Vec<u8>)> {
     }
     out
 }
+
+/// Writes `v` as pretty JSON to `tmp`, then renames it to `path`: a reader
+/// sees the old file or the new one, never half of one.
+pub fn write_json(path: &Path, tmp: &Path, v: &impl serde::Serialize) -> crate::Result<()> {
+    std::fs::write(tmp, serde_json::to_vec_pretty(v).expect("serializes"))
+        .and_then(|()| std::fs::rename(tmp, path))
+        .map_err(|e| crate::Error::io("cannot write", path, e))
+}

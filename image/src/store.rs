@@ -61,6 +61,9 @@ fn file_name(name: &str) -> String {
         .collect()
 }
 
+/// `STORE/bundles`: the bundles of `image run`, one per container ID.
+pub const BUNDLES: &str = "bundles";
+
 pub struct Store {
     pub root: PathBuf,
     /// A rootless store, used as root of a user namespace that maps the
@@ -118,6 +121,11 @@ impl Store {
 
     pub fn blob_path(&self, d: &Digest) -> PathBuf {
         self.root.join("blobs/sha256").join(d.hex())
+    }
+
+    /// The bundle of `image run`'s container `id`.
+    pub fn bundle_dir(&self, id: &str) -> PathBuf {
+        self.root.join(BUNDLES).join(id)
     }
 
     pub fn layer_dir(&self, chain: &Digest) -> PathBuf {
@@ -196,10 +204,7 @@ impl Store {
             .root
             .join("images")
             .join(format!("{}.json", file_name(&rec.name)));
-        let tmp = self.tmp_path("image");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(rec).expect("serializes"))
-            .and_then(|_| std::fs::rename(&tmp, &p))
-            .map_err(|e| Error::io("cannot write", &p, e))
+        crate::fsutil::write_json(&p, &self.tmp_path("image"), rec)
     }
 
     pub fn images(&self) -> Result<Vec<ImageRec>> {

@@ -22,15 +22,12 @@ Measured, each REPEAT times (median), with warm page caches:
 usage: image_bench.py BERTH WORK OUT.json   (env BENCH_IMAGE_REPEAT, default 3)
 """
 import gzip, hashlib, json, os, shutil, statistics, subprocess, sys, tarfile, tempfile, time
+from benchlib import sh, timed
 
 berth, work, out_path = [os.path.abspath(a) for a in sys.argv[1:4]]
 REPEAT = int(os.environ.get("BENCH_IMAGE_REPEAT", "3"))
 MIRROR = os.environ.get("BENCH_MIRROR", "http://deb.debian.org/debian")
 EXTRA = ["python3", "perl", "gcc", "g++", "git"]
-
-
-def sh(*cmd, **kw):
-    subprocess.run(cmd, check=True, **kw)
 
 
 def build_trees():
@@ -149,14 +146,6 @@ def build_layout(base, full):
     sizes["layers"] = [l["digest"] for l in layers]
     json.dump(sizes, open(os.path.join(work, "layers.json"), "w"))
     return layout, sizes
-
-
-def timed(cmd):
-    t = time.perf_counter()
-    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    if r.returncode != 0:
-        sys.exit(f"{' '.join(cmd)}: exit {r.returncode}: {r.stderr.decode(errors='replace')}")
-    return time.perf_counter() - t
 
 
 def free_port():

@@ -12,22 +12,11 @@ CAP_SYS_RESOURCE (tests/clients/podman.sh does the same).
 
 usage: net_bench.py BERTH FIXTURES OUT.json   (env BENCH_NET_REPEAT, default 15)
 """
-import json, os, shutil, statistics, subprocess, sys, tempfile, time
+import json, os, shutil, statistics, subprocess, sys, tempfile
+from benchlib import sh, timed
 
 berth, fixtures, out_path = [os.path.abspath(a) for a in sys.argv[1:4]]
 REPEAT = int(os.environ.get("BENCH_NET_REPEAT", "15"))
-
-
-def sh(*cmd, **kw):
-    subprocess.run(cmd, check=True, **kw)
-
-
-def timed(cmd):
-    t = time.perf_counter()
-    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    if r.returncode != 0:
-        sys.exit(f"{' '.join(cmd)}: exit {r.returncode}: {r.stderr.decode(errors='replace')}")
-    return time.perf_counter() - t
 
 
 def main():

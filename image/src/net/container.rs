@@ -59,7 +59,7 @@ pub fn attachment(bundle: &Path) -> Result<Option<Attachment>> {
 
 /// Every attached container of the store's bundles: (ID, attachment).
 pub fn attached(store: &Path) -> Vec<(String, Attachment)> {
-    let Ok(rd) = std::fs::read_dir(store.join("bundles")) else {
+    let Ok(rd) = std::fs::read_dir(store.join(crate::store::BUNDLES)) else {
         return Vec::new();
     };
     rd.flatten()
@@ -74,10 +74,10 @@ pub fn attached(store: &Path) -> Vec<(String, Attachment)> {
 /// files, the persisted namespaces, slirp4netns's sockets. Under /run
 /// (rootless: `$XDG_RUNTIME_DIR`), gone at reboot as the namespaces are,
 /// one directory per store, so that two stores (two tests in two network
-/// namespaces) never share an aardvark-dns.
+/// namespaces) never share an aardvark-dns. `store` is the store's root
+/// as [`crate::store::Store`] has it (canonical).
 pub fn run_dir(store: &Path, rootless: bool) -> PathBuf {
-    let abs = store.canonicalize().unwrap_or_else(|_| store.to_path_buf());
-    let d = crate::digest::Digest::of(abs.as_os_str().as_encoded_bytes());
+    let d = crate::digest::Digest::of(store.as_os_str().as_encoded_bytes());
     let base = match std::env::var_os("XDG_RUNTIME_DIR") {
         Some(x) if rootless && !x.is_empty() => PathBuf::from(x),
         _ => PathBuf::from("/run"),
@@ -129,27 +129,28 @@ pub fn write_etc(
     Ok(())
 }
 
-fn in_use_by_host(m: &PortMapping, port: u16) -> bool {
+/// Binds `port` (0: any) of the mapping's host address and protocol, and
+/// lets it go again: the port bound, or why it cannot be.
+fn try_bind(m: &PortMapping, port: u16) -> std::io::Result<u16> {
     let ip: Ipv4Addr = m.host_ip.parse().unwrap_or(Ipv4Addr::UNSPECIFIED);
     match m.protocol.as_str() {
-        "udp" => UdpSocket::bind((ip, port)).is_err(),
-        _ => TcpListener::bind((ip, port)).is_err(),
+        "udp" => UdpSocket::bind((ip, port)).and_then(|s| s.local_addr()),
+        _ => TcpListener::bind((ip, port)).and_then(|s| s.local_addr()),
     }
+    .map(|a| a.port())
 }
 
+/// (host port, protocol, container) of a claimed port.
+type Claim = (u16, String, String);
+
 /// A host port the kernel has free (binding port 0), for `-p CONTAINERPORT`.
-fn free_port(m: &PortMapping, taken: &[(u16, String)]) -> Result<u16> {
-    let ip: Ipv4Addr = m.host_ip.parse().unwrap_or(Ipv4Addr::UNSPECIFIED);
+fn free_port(m: &PortMapping, taken: &[Claim]) -> Result<u16> {
     for _ in 0..64 {
-        let port = match m.protocol.as_str() {
-            "udp" => UdpSocket::bind((ip, 0)).and_then(|s| s.local_addr()),
-            _ => TcpListener::bind((ip, 0)).and_then(|s| s.local_addr()),
-        }
-        .map_err(|e| Error::Other(format!("cannot choose a host port: {e}")))?
-        .port();
+        let port =
+            try_bind(m, 0).map_err(|e| Error::Other(format!("cannot choose a host port: {e}")))?;
         if !taken
             .iter()
-            .any(|(p, proto)| *p == port && *proto == m.protocol)
+            .any(|(p, pr, _)| *p == port && *pr == m.protocol)
         {
             return Ok(port);
         }
@@ -160,9 +161,9 @@ fn free_port(m: &PortMapping, taken: &[(u16, String)]) -> Result<u16> {
 /// Gives each `-p` without a host port a free one, and checks the others
 /// are free: neither another container's nor in use on the host.
 fn claim_ports(others: &[(String, Attachment)], req: &mut Request) -> Result<()> {
-    // (port, protocol, container) of every host port taken by another
-    // container or by this one's earlier mappings.
-    let mut taken: Vec<(u16, String, String)> = others
+    // Every host port taken by another container or by this one's
+    // earlier mappings.
+    let mut taken: Vec<Claim> = others
         .iter()
         .flat_map(|(id, a)| {
             a.ports.iter().flat_map(move |m| {
@@ -172,8 +173,7 @@ fn claim_ports(others: &[(String, Attachment)], req: &mut Request) -> Result<()>
         .collect();
     for m in req.ports.iter_mut() {
         if m.host_port == 0 {
-            let t: Vec<(u16, String)> = taken.iter().map(|(p, pr, _)| (*p, pr.clone())).collect();
-            m.host_port = free_port(m, &t)?;
+            m.host_port = free_port(m, &taken)?;
         } else {
             for port in m.host_port..m.host_port + m.range {
                 if let Some((_, _, id)) = taken
@@ -190,7 +190,7 @@ fn claim_ports(others: &[(String, Attachment)], req: &mut Request) -> Result<()>
                         m.protocol
                     )));
                 }
-                if in_use_by_host(m, port) {
+                if try_bind(m, port).is_err() {
                     return Err(Error::Other(format!(
                         "host port {port}/{} is in use on the host",
                         m.protocol
@@ -206,11 +206,7 @@ fn claim_ports(others: &[(String, Attachment)], req: &mut Request) -> Result<()>
 }
 
 fn save(bundle: &Path, a: &Attachment) -> Result<()> {
-    let p = bundle.join(FILE);
-    let tmp = bundle.join(".network.json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(a).expect("serializes"))
-        .and_then(|()| std::fs::rename(&tmp, &p))
-        .map_err(|e| Error::io("cannot write", &p, e))
+    crate::fsutil::write_json(&bundle.join(FILE), &bundle.join(".network.json.tmp"), a)
 }
 
 /// Chooses the container's address and host ports on bridge network
@@ -326,20 +322,7 @@ fn hold_host_netns(run: &Path) -> Result<()> {
         return Ok(());
     }
     std::fs::create_dir_all(run).map_err(|e| Error::io("cannot create", run, e))?;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&p)
-        .map_err(|e| Error::io("cannot create", &p, e))?;
-    nix::mount::mount(
-        Some(ours),
-        &p,
-        None::<&str>,
-        nix::mount::MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .map_err(|e| Error::sys(format!("bind {} to {}", ours.display(), p.display()), e))
+    bind_netns(ours, &p)
 }
 
 /// Moves this (single-threaded) process into the store's network
@@ -352,6 +335,28 @@ fn enter_host_netns(run: &Path) -> Result<()> {
     let f = std::fs::File::open(&p).map_err(|e| Error::io("cannot open", &p, e))?;
     nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET)
         .map_err(|e| Error::sys(format!("setns {}", p.display()), e))
+}
+
+/// Holds the network namespace `src` (a /proc path) at `dst`, a file bind
+/// mount that keeps it alive without a process.
+fn bind_netns(src: &Path, dst: &Path) -> Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dst)
+        .map_err(|e| Error::io("cannot create", dst, e))?;
+    nix::mount::mount(
+        Some(src),
+        dst,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| {
+        let _ = std::fs::remove_file(dst);
+        Error::sys(format!("bind {} to {}", src.display(), dst.display()), e)
+    })
 }
 
 fn release_netns(p: &Path) {
@@ -375,25 +380,13 @@ pub fn attach(nets: &Networks, bundle: &Path, pid: i32) -> Result<()> {
     hold_host_netns(&a.run)?;
     let dir = a.netns.parent().expect("netns is a file in a directory");
     std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&a.netns)
-        .map_err(|e| Error::io("cannot create", &a.netns, e))?;
-    let src = format!("/proc/{pid}/ns/net");
-    if let Err(e) = nix::mount::mount(
-        Some(src.as_str()),
-        &a.netns,
-        None::<&str>,
-        nix::mount::MsFlags::MS_BIND,
-        None::<&str>,
-    ) {
-        let _ = std::fs::remove_file(&a.netns);
-        return Err(Error::sys(
-            format!("bind {src} to {}", a.netns.display()),
-            e,
-        ));
+    if is_netns(&a.netns) {
+        return Err(Error::Other(format!(
+            "{}: attached already",
+            a.netns.display()
+        )));
     }
+    bind_netns(Path::new(&format!("/proc/{pid}/ns/net")), &a.netns)?;
     if let Err(e) = netavark::call("setup", &a.run, &a.netns, &a.options) {
         let _ = netavark::call("teardown", &a.run, &a.netns, &a.options);
         release_netns(&a.netns);
@@ -416,19 +409,17 @@ pub fn detach(nets: &Networks, bundle: &Path) -> Result<()> {
         slirp::stop(&a);
     } else {
         enter_host_netns(&a.run)?;
+        if is_netns(&a.netns) {
+            res = netavark::call("teardown", &a.run, &a.netns, &a.options);
+        }
+        release_netns(&a.netns);
+        netavark::prune_firewall();
     }
-    if !a.slirp && is_netns(&a.netns) {
-        res = netavark::call("teardown", &a.run, &a.netns, &a.options);
-    }
-    release_netns(&a.netns);
     let p = bundle.join(FILE);
     if let Err(e) = std::fs::remove_file(&p) {
         if e.kind() != std::io::ErrorKind::NotFound {
             return Err(Error::io("cannot remove", &p, e));
         }
-    }
-    if !a.slirp {
-        netavark::prune_firewall();
     }
     remove_run_dir(&a.run);
     res

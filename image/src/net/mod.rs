@@ -217,11 +217,11 @@ impl Networks {
             dns_enabled: dns,
             ipam_options: [("driver".to_string(), "host-local".to_string())].into(),
         };
-        let p = self.path(name);
-        let tmp = self.dir.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&net).expect("serializes"))
-            .and_then(|()| std::fs::rename(&tmp, &p))
-            .map_err(|e| Error::io("cannot write", &p, e))?;
+        crate::fsutil::write_json(
+            &self.path(name),
+            &self.dir.join(format!(".{name}.tmp")),
+            &net,
+        )?;
         Ok(net)
     }
 

@@ -2,9 +2,10 @@
 //! firewall chains netavark leaves once its last container is gone.
 
 use crate::error::{Error, Result};
+use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 
 /// Where distributions install podman's helpers.
 const DIRS: [&str; 4] = [
@@ -60,31 +61,40 @@ fn aardvark() -> Result<PathBuf> {
     find("aardvark-dns", "aardvark-dns")
 }
 
+/// `prog`, with [`PATH`] when the caller's environment has none (a
+/// hook's): netavark runs iptables, and so does berth.
+fn command(prog: impl AsRef<OsStr>) -> Command {
+    let mut c = Command::new(prog);
+    if std::env::var_os("PATH").is_none() {
+        c.env("PATH", PATH);
+    }
+    c
+}
+
+/// Runs `c` with `input` on its stdin; what it printed.
+fn run_with_input(mut c: Command, input: &[u8]) -> std::io::Result<Output> {
+    let mut child = c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    if let Some(mut i) = child.stdin.take() {
+        let _ = i.write_all(input);
+    }
+    child.wait_with_output()
+}
+
 /// `netavark --config RUN setup|teardown NETNS` with `options` on stdin.
 pub fn call(verb: &str, run: &Path, netns: &Path, options: &serde_json::Value) -> Result<()> {
     let nv = find("netavark", "netavark")?;
-    let mut c = Command::new(&nv);
+    let mut c = command(&nv);
     c.arg("--config").arg(run);
     if let Ok(a) = aardvark() {
         c.arg("--aardvark-binary").arg(a);
     }
-    if std::env::var_os("PATH").is_none() {
-        c.env("PATH", PATH);
-    }
-    c.arg(verb)
-        .arg(netns)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c
-        .spawn()
+    c.arg(verb).arg(netns);
+    let out = run_with_input(c, options.to_string().as_bytes())
         .map_err(|e| Error::io("cannot run", nv.clone(), e))?;
-    if let Some(mut i) = child.stdin.take() {
-        let _ = i.write_all(options.to_string().as_bytes());
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| Error::io("cannot wait for", nv.clone(), e))?;
     if out.status.success() {
         return Ok(());
     }
@@ -131,14 +141,7 @@ const BASE: [(&str, &[&str], &[&str]); 2] = [
 /// host use them too, so they go only when all of netavark's chains are
 /// otherwise empty.
 pub fn prune_firewall() {
-    let Ok(out) = Command::new("iptables-save")
-        .env(
-            "PATH",
-            std::env::var("PATH").unwrap_or_else(|_| PATH.into()),
-        )
-        .stderr(Stdio::null())
-        .output()
-    else {
+    let Ok(out) = command("iptables-save").stderr(Stdio::null()).output() else {
         return;
     };
     let text = String::from_utf8_lossy(&out.stdout);
@@ -178,20 +181,7 @@ pub fn prune_firewall() {
         }
         script.push_str("COMMIT\n");
     }
-    if let Ok(mut child) = Command::new("iptables-restore")
-        .arg("--noflush")
-        .env(
-            "PATH",
-            std::env::var("PATH").unwrap_or_else(|_| PATH.into()),
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-    {
-        if let Some(mut i) = child.stdin.take() {
-            let _ = i.write_all(script.as_bytes());
-        }
-        let _ = child.wait();
-    }
+    let mut restore = command("iptables-restore");
+    restore.arg("--noflush");
+    let _ = run_with_input(restore, script.as_bytes());
 }

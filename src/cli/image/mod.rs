@@ -254,7 +254,7 @@ pub fn run(g: &Global, a: &Args) -> Result<i32> {
         }
         Cmd::Run(r) => return run::run(g, &st, r),
         Cmd::Port { id } => {
-            let a = berth_image::net::container::attachment(&st.root.join("bundles").join(id))?
+            let a = berth_image::net::container::attachment(&st.bundle_dir(id))?
                 .ok_or_else(|| anyhow::anyhow!("container {id} is not attached to a network"))?;
             for p in &a.ports {
                 println!("{p}");

@@ -153,7 +153,7 @@ pub fn run(g: &Global, st: &Store, r: &Args) -> Result<i32> {
     if rt.exists(&id) {
         return Err(berth_runtime::Error::Exists.into());
     }
-    let dir = st.root.join("bundles").join(&id);
+    let dir = st.bundle_dir(&id);
     if dir.exists() {
         anyhow::bail!("{}: a bundle for {id} exists already", dir.display());
     }
@@ -247,16 +247,11 @@ pub fn run(g: &Global, st: &Store, r: &Args) -> Result<i32> {
 
 /// config.json's hooks for a container on a network: the createRuntime
 /// hook sets the network up in the new namespace (before the container's
-/// program runs), the poststop hook (run by `delete`) tears it down.
+/// program runs), the poststop hook (run by `delete`) tears it down. A
+/// hook's environment is empty: berth gives netavark and iptables a PATH
+/// of its own.
 fn hooks(store: &std::path::Path) -> Result<serde_json::Value> {
     let exe = super::super::self_exe()?;
-    let store = store.canonicalize().unwrap_or_else(|_| store.to_path_buf());
-    let hook = |verb: &str| {
-        serde_json::json!([{
-            "path": exe,
-            "args": [exe, "network", "--store", store, verb],
-            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-        }])
-    };
+    let hook = |verb: &str| serde_json::json!([{"path": exe, "args": [exe, "network", "--store", store, verb]}]);
     Ok(serde_json::json!({"createRuntime": hook("attach"), "poststop": hook("detach")}))
 }
