@@ -115,19 +115,22 @@ fn apply_meta(fd: BorrowedFd, m: &Meta, what: &Path, set_time: bool) -> Result<(
     nix::sys::stat::fchmod(fd, Mode::from_bits_truncate(m.mode & 0o7777))
         .map_err(|x| e("chmod", x))?;
     for (k, v) in &m.xattrs {
-        set_xattr(fd, k, v).map_err(|x| match x {
-            Errno::EOPNOTSUPP => e(
-                &format!("xattr {k}: the store's filesystem cannot hold it"),
-                x,
-            ),
-            x => e(&format!("xattr {k}"), x),
-        })?;
+        set_xattr(fd, k, v).map_err(|x| e(&xattr_op(k, x), x))?;
     }
     if set_time {
         let [a, b] = times(m.mtime);
         nix::sys::stat::futimens(fd, &a, &b).map_err(|x| e("utimes", x))?;
     }
     Ok(())
+}
+
+/// How a failed write of xattr `name` is described: EOPNOTSUPP means the
+/// store's filesystem (tmpfs before Linux 6.6 for `user.*`) cannot hold it.
+fn xattr_op(name: &str, err: Errno) -> String {
+    match err {
+        Errno::EOPNOTSUPP => format!("xattr {name}: the store's filesystem cannot hold it"),
+        _ => format!("xattr {name}"),
+    }
 }
 
 /// Unpacks the tar stream `r` into the directory `dest` (overlay form).
@@ -226,7 +229,8 @@ pub(crate) fn unpack_tar_in(r: impl Read, dest: &Path, rootless: bool) -> Result
 
         if name_s.starts_with(WH_PREFIX) {
             if name_s == OPAQUE {
-                set_xattr(pfd, opaque_xattr(rootless), b"y").map_err(sys("opaque xattr"))?;
+                let k = opaque_xattr(rootless);
+                set_xattr(pfd, k, b"y").map_err(|x| sys(&xattr_op(k, x))(x))?;
             } else if let Some(target) = name_s
                 .strip_prefix(WH_PREFIX)
                 .filter(|t| !t.starts_with(WH_PREFIX))
