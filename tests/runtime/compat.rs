@@ -238,6 +238,23 @@ fn program_errors_read_as_runc_writes_them() {
     );
 }
 
+/// A new network namespace has its loopback up, as runc leaves it (its
+/// "loopback" network): a server on 127.0.0.1 is reachable inside, and
+/// the flags read as runc's container reads them.
+#[test]
+fn a_new_network_namespace_has_its_loopback_up() {
+    let t = T::new("loopback");
+    let script = "cat /sys/class/net/lo/flags; nc -l -p 5000 & sleep 0.3; echo over-lo | nc 127.0.0.1 5000; wait";
+    let c = t.config(&["sh", "-c", script]);
+    assert_eq!(t.run(&c).1, "0x9\nover-lo\n");
+    let o = t.runc(&["run", "-b", t.bundle.to_str().unwrap(), &t.id("runc")]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "0x9\nover-lo\n",
+        "{o:?}"
+    );
+}
+
 #[test]
 fn version_reads_like_runcs() {
     let t = T::new("version");

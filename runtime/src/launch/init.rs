@@ -152,6 +152,10 @@ fn setup(a: &mut Args) -> Result<Prog> {
         }
     }
 
+    if a.ns.clone_flags & libc::CLONE_NEWNET as u64 != 0 {
+        loopback_up()?;
+    }
+
     // Create-phase hooks, once the mounts are made and before pivot_root:
     // prestart and createRuntime by berth (runtime namespace), then
     // createContainer here (container namespaces).
@@ -201,6 +205,7 @@ fn setup(a: &mut Args) -> Result<Prog> {
         rootfs::prepare_rootfs(&ctx, a.no_pivot, &mut before_pivot)?;
         // No fd of the host's tree stays open in the container.
         a.bind_sources.clear();
+        reopen_dev_null()?;
     } else {
         before_pivot()?;
         // As runc: no pivot_root without a mount namespace of its own.
@@ -233,6 +238,68 @@ fn setup(a: &mut Args) -> Result<Prog> {
         rootfs::apply_root_propagation(spec)?;
     }
     child::finish_process(process, spec.linux().as_ref(), a.preserve_fds)
+}
+
+/// A new network namespace gets its loopback up, as runc does it (the
+/// "loopback" network runc gives every new one): 127.0.0.1 works inside.
+fn loopback_up() -> Result<()> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: socket(2) with constant arguments; the fd is owned below.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    let raw = nix::errno::Errno::result(raw).ctx(|| "socket for the loopback".into())?;
+    // SAFETY: raw is a new fd that nothing else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: ifreq is plain old data; all zeroes is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, c) in req.ifr_name.iter_mut().zip(b"lo") {
+        *d = *c as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq passed by
+    // pointer, which lives across both calls; the union's flags member is
+    // the one these requests use.
+    let r = unsafe {
+        let r = libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req);
+        if r == 0 {
+            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req)
+        } else {
+            r
+        }
+    };
+    nix::errno::Errno::result(r).ctx(|| "bring the loopback up".into())?;
+    Ok(())
+}
+
+/// Stdio that is the host's /dev/null becomes the container's own
+/// /dev/null, as runc does it (reOpenDevNull): the process then holds no
+/// file of a mount outside its namespace, which CRIU could not dump.
+fn reopen_dev_null() -> Result<()> {
+    use nix::sys::stat::{fstat, stat, SFlag};
+    let Ok(null) = stat("/dev/null") else {
+        return Ok(());
+    };
+    if SFlag::from_bits_truncate(null.st_mode) & SFlag::S_IFMT != SFlag::S_IFCHR {
+        return Ok(());
+    }
+    for fd in 0..3 {
+        // SAFETY: 0..3 are this process's stdio for the duration of the call.
+        let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let Ok(st) = fstat(b) else { continue };
+        if st.st_rdev == null.st_rdev
+            && SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFCHR
+            && (st.st_dev, st.st_ino) != (null.st_dev, null.st_ino)
+        {
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+                .map_err(|e| Error::io("cannot open", "/dev/null", e))?;
+            // SAFETY: dup2 onto a stdio fd from an fd we own; integer result.
+            let r = unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&f), fd) };
+            nix::errno::Errno::result(r).ctx(|| format!("reopen /dev/null as fd {fd}"))?;
+        }
+    }
+    Ok(())
 }
 
 fn remount_root_ro() -> Result<()> {
