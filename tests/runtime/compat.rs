@@ -238,6 +238,55 @@ fn program_errors_read_as_runc_writes_them() {
     );
 }
 
+/// The program's ignored signals are runc's, whatever berth's caller
+/// ignored (here SIGPIPE, SIGTERM and SIGUSR1 on top of what the test
+/// inherited): berth itself ignores SIGPIPE, yet a pipeline's writer dies
+/// when its reader is gone. The init and an exec'd process alike.
+#[test]
+fn the_ignored_signals_are_runcs() {
+    use std::os::unix::process::CommandExt;
+    let t = T::new("sigign");
+    let script = "grep SigIgn /proc/self/status; yes | head -n 1";
+    t.write_config(&t.config(&["sh", "-c", script]));
+    let ignoring = |mut c: std::process::Command| {
+        // SAFETY: between fork and exec, only signal(2), async-signal-safe.
+        unsafe {
+            c.pre_exec(|| {
+                for s in [libc::SIGPIPE, libc::SIGTERM, libc::SIGUSR1] {
+                    libc::signal(s, libc::SIG_IGN);
+                }
+                Ok(())
+            });
+        }
+        c.stdin(std::process::Stdio::null()).output().unwrap()
+    };
+    let b = t.bundle.to_str().unwrap();
+    let ours = ignoring(t.cmd(&["run", "-b", b, &t.id("berth")]));
+    let mut rc = std::process::Command::new(runc());
+    rc.arg("--root")
+        .arg(t.dir.join("runc"))
+        .args(["run", "-b", b, &t.id("runc")]);
+    let theirs = ignoring(rc);
+    let out = String::from_utf8_lossy(&ours.stdout);
+    assert_eq!(
+        out,
+        String::from_utf8_lossy(&theirs.stdout),
+        "{ours:?} {theirs:?}"
+    );
+    assert!(out.ends_with("\ny\n"), "{out}");
+    let pipe_bit = 1u64 << (libc::SIGPIPE - 1);
+    let ign =
+        u64::from_str_radix(out.lines().next().unwrap().split('\t').nth(1).unwrap(), 16).unwrap();
+    assert_eq!(ign & pipe_bit, 0, "{out}");
+    let (id, _) = t.sleeper("s", t.config(&["true"]));
+    let o = ignoring(t.cmd(&["exec", &id, "grep", "SigIgn", "/proc/self/status"]));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        out.lines().next().unwrap().to_string() + "\n"
+    );
+    t.ok(&["delete", "-f", &id]);
+}
+
 /// A new network namespace has its loopback up, as runc leaves it (its
 /// "loopback" network): a server on 127.0.0.1 is reachable inside, and
 /// the flags read as runc's container reads them.

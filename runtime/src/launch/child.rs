@@ -371,10 +371,31 @@ pub(crate) fn load_seccomp(prog: &Prog) -> Result<()> {
     }
 }
 
+/// An ignored signal stays ignored across execve: berth ignores SIGPIPE
+/// (main.rs), and its caller may have ignored others. The program gets
+/// each signal's default as under runc, whose Go runtime handles them
+/// (and execve resets a handled signal), but for those Go leaves as it
+/// found them: SIGHUP and SIGINT (nohup), and 32 and 33, which the C
+/// library keeps for itself. Else `yes | head` in a container never ends.
+fn default_signals() {
+    for sig in 1..=64 {
+        if matches!(
+            sig,
+            libc::SIGKILL | libc::SIGSTOP | libc::SIGHUP | libc::SIGINT | 32 | 33
+        ) {
+            continue;
+        }
+        // SAFETY: sets a signal's disposition to the default; no handler
+        // is installed, and an invalid number only fails with EINVAL.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+}
+
 /// execve(2)s the program; returns only on failure.
 pub(crate) fn execve(prog: &Prog) -> Error {
     let argv: Vec<&std::ffi::CStr> = prog.argv.iter().map(|c| c.as_c_str()).collect();
     let envp: Vec<&std::ffi::CStr> = prog.envp.iter().map(|c| c.as_c_str()).collect();
+    default_signals();
     let e = nix::unistd::execve(&prog.path, &argv, &envp).unwrap_err();
     Error::Other(format!(
         "exec {}: {}",
