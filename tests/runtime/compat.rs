@@ -293,7 +293,10 @@ fn the_ignored_signals_are_runcs() {
 #[test]
 fn a_new_network_namespace_has_its_loopback_up() {
     let t = T::new("loopback");
-    let script = "cat /sys/class/net/lo/flags; nc -l -p 5000 & sleep 0.3; echo over-lo | nc 127.0.0.1 5000; wait";
+    // The listener's stdin stays open a while (busybox's nc -l may quit at
+    // stdin EOF before it reads); the client retries until it listens.
+    let script = "cat /sys/class/net/lo/flags; sleep 2 | timeout 10 nc -l -p 5000 & \
+        for i in $(seq 100); do echo over-lo | nc 127.0.0.1 5000 2>/dev/null && break; sleep 0.05; done; wait";
     let c = t.config(&["sh", "-c", script]);
     assert_eq!(t.run(&c).1, "0x9\nover-lo\n");
     let o = t.runc(&["run", "-b", t.bundle.to_str().unwrap(), &t.id("runc")]);
