@@ -17,7 +17,7 @@ VM_PKGS := iproute2 mount runc uidmap util-linux procps
 VM_SYSTEMD_PKGS := systemd dbus dbus-user-session containerd podman docker.io bash python3
 VM_SYSTEMD_APPEND := apparmor=0
 APT_PKGS := busybox-static gcc libc6-dev libseccomp-dev qemu-system-x86 iproute2 python3 zstd umoci runc containerd podman \
-	docker-registry skopeo apache2-utils openssl docker.io protobuf-compiler netavark aardvark-dns iptables slirp4netns
+	docker-registry skopeo apache2-utils openssl docker.io protobuf-compiler netavark aardvark-dns iptables slirp4netns criu
 FIXTURES := target/fixtures
 # .cargo/config.toml builds for an explicit target (static linking).
 OUT := target/x86_64-unknown-linux-gnu
@@ -37,7 +37,9 @@ all: release
 # (Docker, another client), protobuf-compiler (protoc, which builds the
 # CRI bindings tests/cri.rs uses), netavark, aardvark-dns, iptables and
 # slirp4netns (the network stacks of `image run`, tests/network.rs and
-# the rootless network test). apt-get update runs only when something
+# the rootless network test), criu (checkpoint and restore; it cannot dump
+# on this host's kernel, so the host tests its failure paths and the VM the
+# rest). apt-get update runs only when something
 # is missing. The packages' services are not ours to start: on a machine
 # without a policy-rc.d, one is put in place for the install (and removed).
 deps:
@@ -88,7 +90,7 @@ test-host: build release fixtures
 # 6.1's mount API, network devices, the eBPF device program, seccomp, the
 # binary's protection, overlay without lowerdir+, rootless containers and
 # images (with a cgroup subtree delegated to the user), the bridge network of
-# `image run`. Then the systemd driver
+# `image run`, checkpoint and restore with CRIU. Then the systemd driver
 # under a real systemd (tests/vm/systemd.sh through with-systemd.sh).
 # Fixtures are built on the host.
 VM_RUNTIME := cgroups:: exec:: lifecycle::lifecycle_states lifecycle::features contract::update_ contract::spec_ contract::a_frozen contract::events_ contract::cloned_ contract::userns_ \
@@ -105,27 +107,39 @@ VM_NETWORK := bridge_publishes
 VM_NET_PKGS := netavark aardvark-dns iptables python3
 VM_NET_MODULES := crc32c_generic libcrc32c nf_tables nft_compat nft_chain_nat nf_nat nf_conntrack nft_ct \
 	xt_addrtype xt_comment xt_conntrack xt_MASQUERADE xt_mark xt_nat xt_tcpudp
+# Checkpoint and restore (tests/checkpoint.rs, runc beside berth): CRIU
+# and kmod, with what CRIU asks of the kernel: conntrack over netlink (its
+# netns dump fails with EINVAL without it), iptables tables for the
+# network lock, and the socket-diag modules it collects sockets through.
+VM_CRIU := criu_ a_refused bad_
+VM_CRIU_PKGS := criu kmod
+VM_CRIU_MODULES := nfnetlink nf_conntrack_netlink x_tables ip_tables ip6_tables iptable_filter ip6table_filter \
+	inet_diag tcp_diag udp_diag unix_diag netlink_diag af_packet_diag raw_diag
 test-vm: build fixtures
 	VM_EXTRA_PKGS="$(VM_PKGS)" $(VM) setup
 	@rm -rf target/vm && mkdir -p target/vm
-	@for t in runtime security image rootless network reliability clients cri; do \
+	@for t in runtime security image rootless network checkpoint reliability clients cri; do \
 	    bin=$$($(CARGO) test --no-run --test $$t --message-format=json 2>/dev/null \
 	        | grep '"kind":\["test"\]' | grep "\"name\":\"$$t\"" \
 	        | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1); \
 	    [ -n "$$bin" ] || { echo "cannot find the $$t test binary" >&2; exit 1; }; \
 	    echo "/host/$${bin#$(CURDIR)/}" > target/vm/$$t.bin; \
 	done
-	@args=""; for t in runtime security image rootless network; do \
+	@args=""; for t in runtime security image rootless network checkpoint; do \
 	    case $$t in runtime) f="$(VM_RUNTIME)";; security) f="$(VM_SECURITY)";; image) f="$(VM_IMAGE)";; \
-	        rootless) f="$(VM_ROOTLESS)";; network) f="$(VM_NETWORK)";; esac; \
+	        rootless) f="$(VM_ROOTLESS)";; network) f="$(VM_NETWORK)";; checkpoint) f="$(VM_CRIU)";; esac; \
 	    args="$$args $${args:+--next} $$(cat target/vm/$$t.bin) $$f"; \
 	done; \
-	echo "cgroup v2 VM: runtime, security, image, rootless and network tests (one boot)"; \
-	VM_TIMEOUT=2400 VM_EXTRA_PKGS="$(VM_PKGS) $(VM_NET_PKGS)" VM_EXTRA_MODULES="$(VM_NET_MODULES)" \
-	    $(VM) run "$(CURDIR)" env VM_NET_MODULES="$(VM_NET_MODULES)" sh /host/tests/vm/cgroup-v2.sh $$args
+	echo "cgroup v2 VM: runtime, security, image, rootless, network and checkpoint tests (one boot)"; \
+	VM_TIMEOUT=2400 VM_EXTRA_PKGS="$(VM_PKGS) $(VM_NET_PKGS) $(VM_CRIU_PKGS)" \
+	    VM_EXTRA_MODULES="$(VM_NET_MODULES) $(VM_CRIU_MODULES)" \
+	    $(VM) run "$(CURDIR)" env VM_NET_MODULES="$(VM_NET_MODULES) $(VM_CRIU_MODULES)" BERTH_TEST_CRIU=1 \
+	    sh /host/tests/vm/cgroup-v2.sh $$args
 	@echo "cgroup v2 VM under systemd: the systemd cgroup driver"
-	VM_TIMEOUT=2700 VM_MEM=2G VM_EXTRA_PKGS="$(VM_PKGS) $(VM_SYSTEMD_PKGS)" VM_APPEND="$(VM_SYSTEMD_APPEND)" \
-	    $(VM) run --systemd "$(CURDIR)" env SYSTEMD_LOG=/host/target/vm/systemd.log sh /host/tests/vm/systemd.sh $$(cat target/vm/runtime.bin) $$(cat target/vm/reliability.bin) \
+	VM_TIMEOUT=2700 VM_MEM=2G VM_EXTRA_PKGS="$(VM_PKGS) $(VM_SYSTEMD_PKGS) $(VM_CRIU_PKGS) iptables" VM_APPEND="$(VM_SYSTEMD_APPEND)" \
+	    VM_EXTRA_MODULES="$(VM_NET_MODULES) $(VM_CRIU_MODULES)" \
+	    $(VM) run --systemd "$(CURDIR)" env SYSTEMD_LOG=/host/target/vm/systemd.log \
+	    VM_NET_MODULES="$(VM_NET_MODULES) $(VM_CRIU_MODULES)" sh /host/tests/vm/systemd.sh $$(cat target/vm/runtime.bin) $$(cat target/vm/reliability.bin) \
 	    $$(cat target/vm/clients.bin) $$(cat target/vm/cri.bin) $$(cat target/vm/rootless.bin)
 
 # The long reliability run: 1000 lifecycles, 200 SIGKILL fault injections,

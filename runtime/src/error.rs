@@ -40,6 +40,10 @@ pub enum Error {
     /// wording, which callers match).
     #[error("unable to start container process: {0}")]
     Init(String),
+    /// CRIU refused or failed: runc's wording, then the lines of CRIU's
+    /// log that say why.
+    #[error("{what}\n{log}")]
+    Criu { what: String, log: String },
     #[error("{0}")]
     Other(String),
 }

@@ -18,18 +18,20 @@
 //! | --- | --- |
 //! | 4 operations | lifecycle |
 //! | 3 process set-up | launch |
-//! | 2 subsystems | spec, rootfs, net, cgroups, security, hooks, state |
+//! | 2 subsystems | spec, rootfs, net, cgroups, security, hooks, state, criu |
 //! | 1 primitives | process, fs |
 //! | 0 base | error, util |
 //!
 //! The folders: `lifecycle/` (container, exec, ops, update), `launch/`
 //! (spawn: the parent side of `create`; init: the child side; child: what
 //! the init and an exec'd process both do before execve(2)), `rootfs/`,
-//! `cgroups/` (with `systemd/`), `security/`, `net/`, `process/`, `fs/`;
+//! `cgroups/` (with `systemd/`), `security/`, `net/`, `criu/` (CRIU's RPC),
+//! `process/`, `fs/`;
 //! each `mod.rs` says what its files hold. docs/architecture.md opens with
 //! the whole tree.
 
 mod cgroups;
+mod criu;
 mod error;
 mod fs;
 mod hooks;
@@ -51,6 +53,7 @@ pub use security::exe;
 pub const SPEC_VERSION: &str = "1.3.0";
 
 pub use error::{set_debug_handler, set_warning_handler, Error, Result};
+pub use lifecycle::checkpoint::{CheckpointOpts, CriuFlags, RestoreOpts};
 pub use lifecycle::container::{CreateOpts, Runtime};
 pub use lifecycle::exec::ExecOpts;
 pub use lifecycle::ops::features;

@@ -7,6 +7,7 @@ use berth_runtime::Runtime;
 use clap::{Args, Command, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+mod checkpoint;
 mod create;
 mod delete;
 mod events;
@@ -146,6 +147,10 @@ pub enum Cmd {
     Spec(spec::Args),
     #[command(about = about::NETWORK)]
     Network(network::Args),
+    #[command(about = about::CHECKPOINT)]
+    Checkpoint(Box<checkpoint::Args>),
+    #[command(about = about::RESTORE)]
+    Restore(Box<checkpoint::RestoreArgs>),
 }
 
 /// Each command's one line of help, shared by `Cmd` (the full tree, for
@@ -170,6 +175,8 @@ mod about {
     pub const IMAGE: &str = "OCI images: import, list, unpack, mount, make bundles, run";
     pub const SPEC: &str = "Write a default config.json to the bundle directory";
     pub const NETWORK: &str = "Bridge networks for `image run`: create, ls, inspect, rm";
+    pub const CHECKPOINT: &str = "Checkpoint a running container to disk (CRIU)";
+    pub const RESTORE: &str = "Restore a container from a checkpoint (CRIU)";
 }
 
 /// Adds a command's arguments to its `Command`.
@@ -177,7 +184,7 @@ type AddArgs = fn(Command) -> Command;
 
 /// Each command's name, one line of help and arguments, for
 /// [`command_for`].
-const COMMANDS: [(&str, &str, AddArgs); 17] = [
+const COMMANDS: [(&str, &str, AddArgs); 19] = [
     (
         "create",
         about::CREATE,
@@ -219,6 +226,16 @@ const COMMANDS: [(&str, &str, AddArgs); 17] = [
         about::NETWORK,
         <network::Args as Args>::augment_args,
     ),
+    (
+        "checkpoint",
+        about::CHECKPOINT,
+        <checkpoint::Args as Args>::augment_args,
+    ),
+    (
+        "restore",
+        about::RESTORE,
+        <checkpoint::RestoreArgs as Args>::augment_args,
+    ),
 ];
 
 /// `features` takes no arguments.
@@ -257,6 +274,8 @@ impl Cmd {
             Cmd::Image(a) => image::run(g, a),
             Cmd::Spec(a) => done(spec::run(a)),
             Cmd::Network(a) => done(network::run(g, a)),
+            Cmd::Checkpoint(a) => done(checkpoint::run(g, a)),
+            Cmd::Restore(a) => checkpoint::restore(g, a),
         }
     }
 

@@ -13,17 +13,7 @@ export BERTH_BIN=${BERTH_BIN:-/host/target/x86_64-unknown-linux-gnu/debug/berth}
 # Fixtures (built on the host by `make fixtures`) are read from the share;
 # bundles, rootfs copies and image stores go to the guest's tmpfs.
 export BERTH_FIXTURES=/host/target/fixtures TMPDIR=/tmp
-# The guest's packages are unpacked, not installed: make the iptables
-# links update-alternatives would (netavark runs iptables), and load the
-# netfilter modules (VM_NET_MODULES in the Makefile; nf_tables is asked
-# for by an alias the guest's modprobe does not resolve).
-if [ -x /usr/sbin/xtables-nft-multi ]; then
-    # shellcheck disable=SC2086 # a list of module names
-    modprobe -a ${VM_NET_MODULES:-} 2>/dev/null || true
-    for t in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
-        [ -e /usr/sbin/$t ] || ln -s xtables-nft-multi /usr/sbin/$t
-    done
-fi
+. /host/tests/vm/netfilter.sh
 while [ $# -gt 0 ]; do
     bin=$1
     shift

@@ -24,6 +24,12 @@ reliability=${2:?usage: $0 RUNTIME_TESTBIN RELIABILITY_TESTBIN}
 [ -d /run/systemd/system ] || { echo "not under systemd" >&2; exit 1; }
 export BERTH_TEST_SYSTEMD=1 BERTH_REPO=/host BERTH_FIXTURES=/host/target/fixtures TMPDIR=/tmp
 export BERTH_BIN=${BERTH_BIN:-/host/target/x86_64-unknown-linux-gnu/debug/berth}
+. /host/tests/vm/netfilter.sh
+# podman's checkpoint and restore (tests/clients/podman.sh), where CRIU
+# and its modules are in the guest.
+if command -v criu >/dev/null && [ -e /sys/module/nf_conntrack_netlink ]; then
+    export CLIENT_CRIU=1
+fi
 log=${SYSTEMD_LOG:-/tmp/systemd-suite.log}
 : > "$log"
 trap 'cat "$log"' EXIT

@@ -101,6 +101,58 @@ fn stop(rec: &Record) {
     }
 }
 
+/// Where the container's cgroup goes (nothing is created), and whether
+/// berth's shared `berth/` parent is part of it.
+pub(crate) fn plan_cgroup(
+    o: &CreateOpts,
+    linux: Option<&oci_spec::runtime::Linux>,
+) -> Result<(Cgroup, bool)> {
+    let layout = Layout::detect()?;
+    let given = linux
+        .and_then(|l| l.cgroups_path().as_ref())
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (cgroup, shared_parent) = if o.systemd_cgroup {
+        let unit = crate::cgroups::systemd::plan(&given, &o.id, o.rootless)?;
+        (Cgroup::systemd(&layout, unit)?, false)
+    } else if given.is_empty() {
+        (Cgroup::plan(&layout, &format!("berth/{}", o.id))?, true)
+    } else {
+        (Cgroup::plan(&layout, &given)?, false)
+    };
+    let cgroup = if o.rootless && !o.systemd_cgroup {
+        cgroup.for_rootless(linux.and_then(|l| l.resources().as_ref()))?
+    } else {
+        cgroup
+    };
+    Ok((cgroup, shared_parent))
+}
+
+/// The record written before anything is set up (pid 0).
+pub(crate) fn new_record(
+    o: &CreateOpts,
+    bundle: &Bundle,
+    cgroup: &Cgroup,
+    shared_parent: bool,
+    ns: &Plan,
+) -> Record {
+    Record {
+        id: o.id.clone(),
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: util::rfc3339_now(),
+        annotations: sorted_annotations(bundle),
+        cgroups: cgroup.to_create(shared_parent),
+        leaves: cgroup.dirs.iter().map(|(_, d)| d.clone()).collect(),
+        freezer: cgroup.freezer(),
+        own_pidns: ns.new_pid || ns.join_pid.is_some(),
+        unit: cgroup.unit.as_ref().map(|u| u.name.clone()),
+        user_unit: cgroup.unit.as_ref().is_some_and(|u| u.user),
+        hooks: bundle.spec.hooks().clone(),
+        ..Default::default()
+    }
+}
+
 impl Runtime {
     pub fn new(root: &Path) -> Result<Runtime> {
         Ok(Runtime {
@@ -156,24 +208,7 @@ impl Runtime {
             process.terminal().unwrap_or(false),
             !o.foreground,
         )?;
-        let layout = Layout::detect()?;
-        let given = linux
-            .and_then(|l| l.cgroups_path().as_ref())
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let (cgroup, shared_parent) = if o.systemd_cgroup {
-            let unit = crate::cgroups::systemd::plan(&given, &o.id, o.rootless)?;
-            (Cgroup::systemd(&layout, unit)?, false)
-        } else if given.is_empty() {
-            (Cgroup::plan(&layout, &format!("berth/{}", o.id))?, true)
-        } else {
-            (Cgroup::plan(&layout, &given)?, false)
-        };
-        let cgroup = if o.rootless && !o.systemd_cgroup {
-            cgroup.for_rootless(linux.and_then(|l| l.resources().as_ref()))?
-        } else {
-            cgroup
-        };
+        let (cgroup, shared_parent) = plan_cgroup(o, linux)?;
         let rdt = match linux.and_then(|l| l.intel_rdt().as_ref()) {
             Some(r) => match crate::cgroups::rdt::mount_point()? {
                 Some(root) => Some((root, r)),
@@ -191,25 +226,11 @@ impl Runtime {
         crate::error::debug(|| {
             format!("create {}: state directory {} claimed", o.id, dir.display())
         });
-        let mut rec = Record {
-            id: o.id.clone(),
-            bundle: bundle.dir.clone(),
-            rootfs: bundle.rootfs.clone(),
-            created: util::rfc3339_now(),
-            annotations: sorted_annotations(&bundle),
-            cgroups: cgroup.to_create(shared_parent),
-            leaves: cgroup.dirs.iter().map(|(_, d)| d.clone()).collect(),
-            freezer: cgroup.freezer(),
-            own_pidns: ns.new_pid || ns.join_pid.is_some(),
-            unit: cgroup.unit.as_ref().map(|u| u.name.clone()),
-            user_unit: cgroup.unit.as_ref().is_some_and(|u| u.user),
-            hooks: bundle.spec.hooks().clone(),
-            rdt: rdt
-                .as_ref()
-                .map(|(root, r)| crate::cgroups::rdt::planned(root, r, &o.id))
-                .unwrap_or_default(),
-            ..Default::default()
-        };
+        let mut rec = new_record(o, &bundle, &cgroup, shared_parent, &ns);
+        rec.rdt = rdt
+            .as_ref()
+            .map(|(root, r)| crate::cgroups::rdt::planned(root, r, &o.id))
+            .unwrap_or_default();
         let spawned = self.store.save(&rec).and_then(|_| {
             Spawn {
                 bundle: &bundle,
@@ -265,7 +286,7 @@ impl Runtime {
     }
 
     /// Removes what a create set up (idempotent).
-    fn cleanup(&self, rec: &Record) {
+    pub(crate) fn cleanup(&self, rec: &Record) {
         let _ = cgroups::remove(&rec.cgroups);
         let _ = stop_unit(rec);
         crate::cgroups::rdt::remove(&rec.rdt);

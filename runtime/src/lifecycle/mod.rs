@@ -1,7 +1,9 @@
 //! The runtime's operations, as the CLI calls them: create, start, state,
 //! list, kill, delete and run (`container`), exec (`exec`), ps, pause,
-//! resume, events and features (`ops`), and update (`update`).
+//! resume, events and features (`ops`), update (`update`), and checkpoint
+//! and restore through CRIU (`checkpoint`).
 
+pub mod checkpoint;
 pub mod container;
 pub mod exec;
 pub mod ops;

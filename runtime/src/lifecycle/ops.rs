@@ -238,6 +238,9 @@ pub fn features() -> Value {
         "annotations": {
             "io.github.berth.version": env!("CARGO_PKG_VERSION"),
             "io.github.berth.libseccomp.version": crate::security::seccomp::libseccomp_version(),
+            // runc's key: checkpoint and restore work (CRIU is in $PATH).
+            "org.opencontainers.runc.checkpoint.enabled":
+                if crate::criu::find().is_some() { "true" } else { "false" },
             // crun's leniency, not runc's failure at mount time.
             "io.github.berth.selinux.mountLabel": if crate::security::selinux_enabled() {
                 "applied to tmpfs, devpts and mqueue mounts"
