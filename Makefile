@@ -111,7 +111,7 @@ VM_NET_MODULES := crc32c_generic libcrc32c nf_tables nft_compat nft_chain_nat nf
 # and kmod, with what CRIU asks of the kernel: conntrack over netlink (its
 # netns dump fails with EINVAL without it), iptables tables for the
 # network lock, and the socket-diag modules it collects sockets through.
-VM_CRIU := criu_ a_refused bad_
+VM_CRIU := criu_ bad_
 VM_CRIU_PKGS := criu kmod
 VM_CRIU_MODULES := nfnetlink nf_conntrack_netlink x_tables ip_tables ip6_tables iptable_filter ip6table_filter \
 	inet_diag tcp_diag udp_diag unix_diag netlink_diag af_packet_diag raw_diag

@@ -26,8 +26,9 @@ cleanup() {
     remove_new
 }
 trap cleanup EXIT
-img=$(pm load -q -i "$archive" 2>&1 | sed -n 's/^Loaded image[s]*: *//p' | head -n 1)
-[ -n "$img" ] || { echo "FAIL $name podman: load"; exit 1; }
+loaded=$(pm load -q -i "$archive" 2>&1)
+img=$(printf '%s\n' "$loaded" | sed -n 's/^Loaded image[s]*: *//p' | head -n 1)
+[ -n "$img" ] || { echo "FAIL $name podman: load: $loaded"; exit 1; }
 # --ulimit nofile=1024:1024 --ulimit nproc=1024:1024: podman would raise the hard RLIMIT_NOFILE, which needs
 # CAP_SYS_RESOURCE, absent from this machine's bounding set (runc and
 # berth both fail that way).
