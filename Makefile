@@ -107,12 +107,15 @@ VM_NETWORK := bridge_publishes
 VM_NET_PKGS := netavark aardvark-dns iptables python3
 VM_NET_MODULES := crc32c_generic libcrc32c nf_tables nft_compat nft_chain_nat nf_nat nf_conntrack nft_ct \
 	xt_addrtype xt_comment xt_conntrack xt_MASQUERADE xt_mark xt_nat xt_tcpudp
-# Checkpoint and restore (tests/checkpoint.rs, runc beside berth): CRIU
-# and kmod, with what CRIU asks of the kernel: conntrack over netlink (its
-# netns dump fails with EINVAL without it), iptables tables for the
-# network lock, and the socket-diag modules it collects sockets through.
+# Checkpoint and restore (tests/checkpoint.rs, runc beside berth): CRIU,
+# with what it asks of the kernel: conntrack over netlink (its netns dump
+# fails with EINVAL without it), iptables tables for the network lock, and
+# the socket-diag modules it collects sockets through; netfilter.sh loads
+# them. Not kmod: its modprobe would replace busybox's, which the kernel
+# calls for aliases (rtnl-link-dummy) and which reads the guest's
+# busybox-made modules.dep.
 VM_CRIU := criu_ bad_
-VM_CRIU_PKGS := criu kmod
+VM_CRIU_PKGS := criu
 VM_CRIU_MODULES := nfnetlink nf_conntrack_netlink x_tables ip_tables ip6_tables iptable_filter ip6table_filter \
 	inet_diag tcp_diag udp_diag unix_diag netlink_diag af_packet_diag raw_diag
 test-vm: build fixtures
