@@ -32,6 +32,11 @@ if command -v criu >/dev/null && [ -e /sys/module/nf_conntrack_netlink ]; then
 fi
 log=${SYSTEMD_LOG:-/tmp/systemd-suite.log}
 : > "$log"
+if [ -n "${CLIENT_CRIU:-}" ]; then
+    echo "podman's checkpoint checks: on" >> "$log"
+else
+    echo "podman's checkpoint checks: off (no CRIU or its modules)" >> "$log"
+fi
 trap 'cat "$log"' EXIT
 step() { # NAME COMMAND...: runs it, logged with its time; stops at a failure
     name=$1; shift
