@@ -114,7 +114,7 @@ VM_NET_MODULES := crc32c_generic libcrc32c nf_tables nft_compat nft_chain_nat nf
 # them. Not kmod: its modprobe would replace busybox's, which the kernel
 # calls for aliases (rtnl-link-dummy) and which reads the guest's
 # busybox-made modules.dep.
-VM_CRIU := criu_ bad_
+VM_CRIU := criu_
 VM_CRIU_PKGS := criu
 VM_CRIU_MODULES := nfnetlink nf_conntrack_netlink x_tables ip_tables ip6_tables iptable_filter ip6table_filter \
 	inet_diag tcp_diag udp_diag unix_diag netlink_diag af_packet_diag raw_diag
