@@ -714,6 +714,14 @@ impl Drop for T {
         for d in self.parents.iter().rev() {
             let _ = std::fs::remove_dir(d);
         }
+        // The shared `berth-test` parent goes with the last test using it,
+        // whichever test made it (two test processes may overlap): rmdir
+        // succeeds only once it is empty.
+        if !self.parents.is_empty() {
+            for m in cgroup_mounts() {
+                let _ = std::fs::remove_dir(m.join("berth-test"));
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
         if let Some(p) = leak {
             std::panic::resume_unwind(p);
