@@ -636,6 +636,7 @@ fn make_mount_points(bundle: &Bundle) -> Result<()> {
         .map(|m| m.destination().as_path())
         .collect();
     let rootfd = open_dir(&bundle.rootfs, "cannot open rootfs")?;
+    let binds = bind_mounts(bundle);
     for m in &mounts {
         let dest = m.destination();
         if m.typ().as_deref() == Some("cgroup")
@@ -643,15 +644,10 @@ fn make_mount_points(bundle: &Bundle) -> Result<()> {
         {
             continue;
         }
-        let src_is_file = bind_mounts_has(bundle, dest)
-            && m.source().as_ref().is_some_and(|s| {
-                let s = if s.is_absolute() {
-                    s.clone()
-                } else {
-                    bundle.dir.join(s)
-                };
-                std::fs::metadata(s).is_ok_and(|md| !md.is_dir())
-            });
+        // A bind mount of a file needs a file to mount on.
+        let src_is_file = binds.iter().any(|(d, src)| {
+            Path::new(d) == dest && std::fs::metadata(src).is_ok_and(|md| !md.is_dir())
+        });
         let made = if src_is_file {
             mkfile_in_root(&rootfd, dest)
         } else {
@@ -660,10 +656,4 @@ fn make_mount_points(bundle: &Bundle) -> Result<()> {
         made.ctx(|| format!("create the mount point {} for criu", dest.display()))?;
     }
     Ok(())
-}
-
-fn bind_mounts_has(bundle: &Bundle, dest: &Path) -> bool {
-    bind_mounts(bundle)
-        .iter()
-        .any(|(d, _)| Path::new(d) == dest)
 }
