@@ -189,7 +189,8 @@ bench: release fixtures
 	python3 tests/bench/report.py docs/benchmarks.md target/bench.json target/bench-image.json target/bench-systemd.json \
 	    target/bench-net.json
 
-# Regenerates src/symbol-order.txt, the link order of the functions the
+# Regenerates src/symbol-order.txt, the link order of the functions (and the
+# few read-only tables every start reads) that the
 # runtime commands run (build.rs passes it to the linker for release
 # builds, see docs/benchmarks.md): each command runs once from the release
 # build under tests/bench/symbol_order.py's ptrace tracer, then berth is

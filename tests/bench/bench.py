@@ -253,7 +253,7 @@ def table(r):
     lines.append(f"CVE-2019-5736 re-exec costs berth {p['lifecycle_ms']:+.2f} ms per lifecycle, "
                  f"{p['exec_ms']:+.2f} ms per exec, {p['create_rss_kib']:+.0f} KiB create peak RSS")
     o = r["symbol_order"]
-    lines.append(f"hot functions linked together: {o['found']} of the {o['listed']} in src/symbol-order.txt"
+    lines.append(f"hot functions and start-up data linked together: {o['found']} of the {o['listed']} in src/symbol-order.txt"
                  + ("" if o["found"] == o["listed"] else " (stale list: run `make symbol-order`)"))
     return "\n".join(lines)
 

@@ -44,7 +44,7 @@ def runtime_tables(r):
                    + "/".join(str(v[n]["failures"]) for n in ["berth", "crun", "runc"]) + " |")
     p, o = r["exe_protection"], r["symbol_order"]
     out += ["", f"The CVE-2019-5736 re-exec costs {p['lifecycle_ms']:+.2f} ms per lifecycle and "
-            f"{p['exec_ms']:+.2f} ms per exec. Hot functions linked together: {o['found']} of the "
+            f"{p['exec_ms']:+.2f} ms per exec. Hot functions and start-up data linked together: {o['found']} of the "
             f"{o['listed']} in src/symbol-order.txt."]
     return out
 

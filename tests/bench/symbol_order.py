@@ -15,6 +15,8 @@ each function the first time one of berth's processes (the container init
 too, until it execs the container's program) enters it. (valgrind cannot
 run berth: it lacks openat2.) The commands run in a cgroup2 view (as on
 most hosts, and in `make bench`), then on this host's own hierarchies.
+At the end come a few read-only data objects every start reads
+(HOT_DATA below), which the same option places at the front of .rodata.
 Run as root: `make symbol-order`.
 usage: symbol_order.py BERTH_RELEASE ROOTFS OUT
 """
@@ -229,6 +231,26 @@ def trace(berth, rootfs, tmp, view):
         o.write("".join(n + "\n" for n in tracer.order))
 
 
+# Read-only data every berth process reads at start-up, found with `perf
+# record -e page-faults -d` over a create (docs/benchmarks.md): each sat
+# alone in a 64 KiB fault-around block of .rodata. Listed, their sections
+# go to the front of .rodata, beside the relocation tables every start
+# reads anyway. glibc's: the cache-descriptor table (and the jump table
+# beside it) of its x86 start-up, the library directories _dl_init_paths
+# reads; Rust's: the two-digit table integer formatting uses (LLVM merges
+# core's with identical ones, so the name is matched, not the crate).
+HOT_DATA = ("intel_02_known", "system_dirs", "system_dirs_len", "DIGITS2", "DEC_DIGITS_LUT")
+
+
+def hot_data(berth):
+    names = []
+    for line in subprocess.run(["nm", berth], capture_output=True, text=True, check=True).stdout.splitlines():
+        f = line.split()
+        if len(f) == 3 and f[1] in "rR" and any(h == f[2] or h in f[2] and f[2].startswith("_ZN") for h in HOT_DATA):
+            names.append(f[2])
+    return sorted(set(names))
+
+
 def main():
     if sys.argv[1] == "--trace-v2":
         # In a private mount namespace: a cgroup2 view (as tests/bench/bench.py).
@@ -254,9 +276,10 @@ def main():
                 if n not in seen:
                     seen.add(n)
                     order.append(n)
+        data = hot_data(berth)
         with open(out_path, "w") as o:
-            o.write("".join(n + "\n" for n in order))
-        print(f"{out_path}: {len(order)} functions")
+            o.write("".join(n + "\n" for n in order + data))
+        print(f"{out_path}: {len(order)} functions, {len(data)} read-only data objects")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
