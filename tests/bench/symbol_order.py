@@ -193,6 +193,10 @@ def bundle(tmp, berth, rootfs, name, args):
     c["process"]["terminal"] = False
     c["process"]["args"] = args
     c["root"] = {"path": rootfs, "readonly": True}
+    # runc spec's ambient capabilities, as most callers' configs carry
+    # them: where they cannot be raised (not inheritable), the init's
+    # warning path is part of every start.
+    c["process"]["capabilities"]["ambient"] = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
     # A parent cgroup of our own, removed at the end.
     c["linux"]["cgroupsPath"] = f"/berth-order-{os.getpid()}/{name}"
     json.dump(c, open(os.path.join(b, "config.json"), "w"))
@@ -246,7 +250,10 @@ def hot_data(berth):
     names = []
     for line in subprocess.run(["nm", berth], capture_output=True, text=True, check=True).stdout.splitlines():
         f = line.split()
-        if len(f) == 3 and f[1] in "rR" and any(h == f[2] or h in f[2] and f[2].startswith("_ZN") for h in HOT_DATA):
+        # C names exactly; Rust's (legacy _ZN or v0 _R mangling) by the
+        # item's name inside them.
+        if len(f) == 3 and f[1] in "rR" and any(
+                f[2] == h or f[2].startswith(("_ZN", "_R")) and h in f[2] for h in HOT_DATA):
             names.append(f[2])
     return sorted(set(names))
 

@@ -154,12 +154,25 @@ pub(crate) fn set_user_and_caps(
     for cap in ambient {
         // Raising needs the capability permitted and inheritable; runc's
         // own default config asks for ambient ones it leaves out.
-        if let Err(e) = caps::raise(None, CapSet::Ambient, cap) {
-            let why = match e.to_string() {
-                m if m.contains("Operation not permitted") => strerror(nix::errno::Errno::EPERM),
-                m => m,
-            };
-            warnings.push(format!("can't raise ambient capability {cap}: {why}"));
+        // The errno itself, worded by strerror: not through the caps
+        // crate's error, whose text glibc's strerror builds with its
+        // gettext machinery (about 600 KiB of cold pages in the init
+        // for runc spec's config, which warns here on most hosts).
+        // SAFETY: prctl with integer arguments only.
+        let r = unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_RAISE,
+                cap.index() as libc::c_ulong,
+                0,
+                0,
+            )
+        };
+        if let Err(e) = nix::errno::Errno::result(r) {
+            warnings.push(format!(
+                "can't raise ambient capability {cap}: {}",
+                strerror(e)
+            ));
         }
     }
     Ok(())
