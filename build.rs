@@ -10,7 +10,8 @@
 //! since Rust 1.90 (hence the workspace's rust-version); with another linker,
 //! set BERTH_NO_SYMBOL_ORDER=1 to build without the list.
 //!
-//! It also records the git commit for `berth --version`.
+//! It also sets the entry point (`berth_start`, see src/main.rs) and
+//! records the git commit for `berth --version`.
 
 /// The commit berth is built from, for `berth --version` (dockerd shows
 /// it in `docker info`): `git describe` of the checkout, else "unknown".
@@ -28,6 +29,9 @@ fn main() {
     println!("cargo:rustc-env=BERTH_COMMIT={}", commit());
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/index");
+    // The entry point that re-executes create, run and exec before the C
+    // library starts (src/main.rs, `pre_start`).
+    println!("cargo:rustc-link-arg-bins=-Wl,-e,berth_start");
     let order = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/symbol-order.txt");
     println!("cargo:rerun-if-changed={}", order.display());
     println!("cargo:rerun-if-env-changed=BERTH_NO_SYMBOL_ORDER");

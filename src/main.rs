@@ -2,11 +2,11 @@
 //! command with clap and dispatches to `cli/<command>.rs`; errors become one
 //! line on stderr and in `--log`, as runc writes them.
 
-// berth starts as a process on every call (and twice for create, run and
-// exec, see `exe.rs`): it provides the C `main` itself and skips Rust's
-// runtime set-up (reading /proc/self/maps for the stack guard, the
-// stack-overflow signal handlers), doing only the two parts it relies on
-// in `startup`.
+// berth starts as a process on every call (create, run and exec re-execute
+// it first, from its entry point: see `pre_start`): it provides the C
+// `main` itself and skips Rust's runtime set-up (reading /proc/self/maps
+// for the stack guard, the stack-overflow signal handlers), doing only the
+// two parts it relies on in `startup`.
 #![cfg_attr(not(test), no_main)]
 // (The unit-test build has the harness's main, so nothing calls ours.)
 #![cfg_attr(test, allow(dead_code))]
@@ -56,6 +56,7 @@ struct Cli {
 }
 
 /// The name of the command in `args` (after runc's global flags), if any.
+/// ([`pre_start`] finds it the same way in the raw arguments.)
 fn command_name(args: &[String]) -> Option<&str> {
     let mut it = args.iter().skip(1).peekable();
     while let Some(a) = it.next() {
@@ -76,6 +77,122 @@ fn command_name(args: &[String]) -> Option<&str> {
         }
     }
     None
+}
+
+// The ELF entry point (`-e berth_start`, set in build.rs): calls
+// `pre_start` with the initial stack (argc, argv, envp), then hands
+// over to glibc's `_start` with the stack and rdx as the kernel left them.
+#[cfg(not(test))]
+std::arch::global_asm!(
+    ".globl berth_start",
+    ".type berth_start,@function",
+    "berth_start:",
+    "mov rdi, rsp",
+    "push rdx",
+    "sub rsp, 8",
+    "call {pre}",
+    "add rsp, 8",
+    "pop rdx",
+    "jmp _start",
+    pre = sym pre_start,
+);
+
+/// Set by [`pre_start`] when berth runs from a read-only view of its binary
+/// (a plain static in .bss: no relocation; written and read through raw
+/// pointers, as nothing else runs then).
+static mut PROTECTED: bool = false;
+
+/// A NUL-terminated literal as a pointer (a cast, no call).
+#[cfg(not(test))]
+macro_rules! lit {
+    ($s:literal) => {
+        concat!($s, "\0") as *const str as *const u8
+    };
+}
+
+/// Runs before the C library starts: `create`, `run` and `exec`
+/// re-execute berth from a read-only view of its binary here
+/// (CVE-2019-5736, see `exe.rs`), so the first process pays for nothing
+/// else (no glibc start-up, no relocations, no parsing). Until glibc has
+/// relocated the binary, no function of another crate can be called (the
+/// address would come from an unrelocated GOT) nor any C library one
+/// (memcmp, strlen are resolved at start-up): this uses only raw pointer
+/// reads, casts and functions inlined into it (`exec_from_ro_view`), and
+/// finds the command as [`command_name`] does. On failure it returns, and
+/// `berth_main` tries again and reports it.
+///
+/// # Safety
+/// `sp` is the initial stack pointer the kernel set: argc, then argv and
+/// envp, each NULL-terminated.
+#[cfg(not(test))]
+unsafe extern "C" fn pre_start(sp: *const usize) {
+    /// Whether the C string `a` equals the NUL-terminated `b` (or, with
+    /// `prefix`, starts with it).
+    ///
+    /// # Safety
+    /// Both are NUL-terminated.
+    #[inline(always)]
+    unsafe fn eq(a: *const u8, b: *const u8, prefix: bool) -> bool {
+        let mut i = 0;
+        loop {
+            // SAFETY: reads up to the first NUL of either string.
+            let (x, y) = unsafe { (*a.wrapping_add(i), *b.wrapping_add(i)) };
+            if y == 0 {
+                return prefix || x == 0;
+            }
+            if x != y {
+                return false;
+            }
+            i += 1;
+        }
+    }
+    // SAFETY: the kernel's initial stack: argc, argv[argc], NULL, envp...,
+    // NULL; every string NUL-terminated, alive for the process.
+    unsafe {
+        let argc = *sp;
+        let argv = sp.wrapping_add(1) as *const *const u8;
+        let envp = argv.wrapping_add(argc + 1);
+        let mut e = envp;
+        // (Addresses compared as integers: `is_null` is a call unoptimised.)
+        while *e as usize != 0 {
+            if eq(*e, lit!("BERTH_UNSAFE_EXE="), true) {
+                return;
+            }
+            e = e.wrapping_add(1);
+        }
+        let mut i = 1;
+        while i < argc {
+            let a = *argv.wrapping_add(i);
+            let next = *argv.wrapping_add(i + 1); // NULL after the last
+            if eq(a, lit!("--root"), false)
+                || eq(a, lit!("--log"), false)
+                || eq(a, lit!("--log-format"), false)
+            {
+                i += 1;
+            } else if eq(a, lit!("--rootless"), false) {
+                if next as usize != 0
+                    && (eq(next, lit!("true"), false)
+                        || eq(next, lit!("false"), false)
+                        || eq(next, lit!("auto"), false))
+                {
+                    i += 1;
+                }
+            } else if *a != b'-' {
+                if eq(a, lit!("create"), false)
+                    || eq(a, lit!("run"), false)
+                    || eq(a, lit!("exec"), false)
+                {
+                    let argv = argv as *const *const libc::c_char;
+                    let envp = envp as *const *const libc::c_char;
+                    if berth_runtime::exe::exec_from_ro_view(argv, envp) {
+                        *std::ptr::addr_of_mut!(PROTECTED) = true;
+                    }
+                }
+                return;
+            }
+            i += 1;
+        }
+    }
 }
 
 /// The command line, with only the command being run when berth knows it
@@ -163,6 +280,9 @@ fn startup() {
 }
 
 fn berth_main() -> ! {
+    // create, run and exec have already re-executed berth in `pre_start`
+    // unless that failed: tried again here, with the error reported.
+    let unsafe_exe = std::env::var_os("BERTH_UNSAFE_EXE").is_some();
     let cli = parse();
     let _ = LOG.set((
         cli.global.log.clone(),
@@ -171,7 +291,9 @@ fn berth_main() -> ! {
     berth_runtime::set_warning_handler(warning);
     // Commands that leave a berth process inside a container first make
     // sure the container cannot write berth's binary (CVE-2019-5736).
-    if cli.cmd.enters_container() && std::env::var_os("BERTH_UNSAFE_EXE").is_none() {
+    // SAFETY: written only by pre_start, before anything else ran.
+    let protected = unsafe { *std::ptr::addr_of!(PROTECTED) };
+    if cli.cmd.enters_container() && !unsafe_exe && !protected {
         if let Err(e) = berth_runtime::exe::ensure_protected() {
             fail(&cli, &e.to_string());
         }

@@ -16,34 +16,21 @@
 //! binary (the fallback, for kernels without the new mount API, is a
 //! sealed memfd copy). A binary that already runs from a read-only mount
 //! (or sealed memfd) is not re-executed.
+//!
+//! The binary does it from its ELF entry point, before the C library
+//! starts ([`exec_from_ro_view`], raw system calls only): the first
+//! process then pays neither glibc's start-up nor the relocation of its
+//! tables, which the re-executed process pays again anyway.
 
 use crate::error::{Error, Result, SysCtx};
+use crate::fs::newmount::MOUNT_ATTR_RDONLY;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
-
-/// `exe` (the running binary) cannot be written through
-/// `/proc/self/exe`: it is on a read-only mount or a memfd sealed against
-/// writes.
-fn is_protected(exe: &std::fs::File) -> bool {
-    nix::sys::statvfs::fstatvfs(exe)
-        .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
-        || {
-            // SAFETY: F_GET_SEALS on an fd we own; integer result.
-            let seals = unsafe { libc::fcntl(exe.as_raw_fd(), libc::F_GET_SEALS) };
-            seals > 0 && seals & libc::F_SEAL_WRITE != 0
-        }
-}
 
 /// Re-executes berth (same argv and environment) from a read-only view of
 /// its binary unless it already runs from one. Returns only on failure, or
 /// at once when already protected.
 pub fn ensure_protected() -> Result<()> {
-    let exe = std::fs::File::open("/proc/self/exe")
-        .map_err(|e| Error::io("open", "/proc/self/exe", e))?;
-    if is_protected(&exe) {
-        return Ok(());
-    }
-    let fd = ro_clone(&exe).or_else(|_| sealed_copy(&exe))?;
     let args: Vec<CString> = std::env::args_os()
         .map(|a| CString::new(std::os::unix::ffi::OsStringExt::into_vec(a)))
         .collect::<std::result::Result<_, _>>()
@@ -57,16 +44,124 @@ pub fn ensure_protected() -> Result<()> {
         })
         .collect::<std::result::Result<_, _>>()
         .map_err(|_| Error::Other("environment with a NUL byte".into()))?;
+    let ptrs = |v: &[CString]| -> Vec<*const libc::c_char> {
+        v.iter()
+            .map(|c| c.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect()
+    };
+    let (argv, envp) = (ptrs(&args), ptrs(&env));
+    // SAFETY: argv and envp are NULL-terminated arrays of NUL-terminated
+    // strings (args and env), alive across the call.
+    if unsafe { exec_from_ro_view(argv.as_ptr(), envp.as_ptr()) } {
+        return Ok(());
+    }
+    // The new mount API is missing (or refused): a sealed copy instead.
+    let exe = std::fs::File::open("/proc/self/exe")
+        .map_err(|e| Error::io("open", "/proc/self/exe", e))?;
+    let fd = sealed_copy(&exe)?;
     let e = nix::unistd::fexecve(&fd, &args, &env).unwrap_err();
     Err(Error::sys("re-execute berth from a read-only view", e))
 }
 
-/// A detached read-only bind mount of the running binary.
-fn ro_clone(exe: &std::fs::File) -> Result<OwnedFd> {
-    use crate::fs::newmount::{clone_tree, set_attr, MOUNT_ATTR_RDONLY};
-    let fd = clone_tree(exe.as_raw_fd(), c"", false)?;
-    set_attr(&fd, MOUNT_ATTR_RDONLY, false)?;
-    Ok(fd)
+/// A raw system call with up to five arguments; the result or -errno.
+///
+/// # Safety
+/// The arguments must be valid for system call `nr`.
+#[inline(always)]
+unsafe fn syscall5(nr: libc::c_long, a: usize, b: usize, c: usize, d: usize, e: usize) -> isize {
+    let ret: isize;
+    // SAFETY: the caller passes arguments valid for `nr`; the syscall
+    // instruction clobbers rcx and r11 only.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") nr as isize => ret,
+            in("rdi") a, in("rsi") b, in("rdx") c, in("r10") d, in("r8") e,
+            lateout("rcx") _, lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// Re-executes the running binary from a detached read-only bind mount of
+/// itself (`open_tree(OPEN_TREE_CLONE)` of `/proc/self/exe`, made a slave
+/// and read-only by one `mount_setattr`), with `argv` and `envp`. Returns
+/// true when the binary already runs from a read-only mount or a memfd
+/// sealed against writes, false on any failure (the caller then decides).
+///
+/// The binary's entry point calls it before glibc has set up anything
+/// (relocations, TLS, errno, IFUNCs such as memcpy), so it is inlined
+/// into its caller even without optimisation and uses only raw system
+/// calls, casts and pointer arithmetic: no call into another function,
+/// no allocation, no static that needs relocating.
+///
+/// # Safety
+/// `argv` and `envp` are NULL-terminated arrays of NUL-terminated strings.
+#[inline(always)]
+pub unsafe fn exec_from_ro_view(
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+) -> bool {
+    const OPEN_TREE_CLONE: usize = 1;
+    const ST_RDONLY: u64 = 1;
+    let exe = b"/proc/self/exe\0" as *const [u8; 15] as usize;
+    let empty = b"\0" as *const [u8; 1] as usize;
+    let (cloexec, at_empty) = (libc::O_CLOEXEC as usize, libc::AT_EMPTY_PATH as usize);
+    // The kernel's struct statfs (x86_64: 15 words), f_flags its 11th.
+    let mut st = core::mem::MaybeUninit::<[u64; 15]>::uninit();
+    let st = &mut st as *mut core::mem::MaybeUninit<[u64; 15]> as *mut u64;
+    // struct mount_attr { attr_set, attr_clr, propagation, userns_fd }: a
+    // slave (a clone of a shared mount is otherwise its peer), read-only.
+    let attr: [u64; 4] = [MOUNT_ATTR_RDONLY, 0, libc::MS_SLAVE, 0];
+    let attr = &attr as *const [u64; 4] as usize;
+    // SAFETY: each system call gets NUL-terminated literals, locals that
+    // outlive it (st, attr), fds opened here, or the caller's arrays; st
+    // is read only after fstatfs filled it.
+    unsafe {
+        let fd = syscall5(
+            libc::SYS_open,
+            exe,
+            libc::O_RDONLY as usize | cloexec,
+            0,
+            0,
+            0,
+        );
+        if fd < 0 {
+            return false;
+        }
+        let fd = fd as usize;
+        let ro = syscall5(libc::SYS_fstatfs, fd, st as usize, 0, 0, 0) == 0
+            && *st.wrapping_add(10) & ST_RDONLY != 0;
+        let sealed = !ro && {
+            let seals = syscall5(libc::SYS_fcntl, fd, libc::F_GET_SEALS as usize, 0, 0, 0);
+            seals > 0 && seals as i32 & libc::F_SEAL_WRITE != 0
+        };
+        let tree = if ro || sealed {
+            -1
+        } else {
+            let flags = OPEN_TREE_CLONE | cloexec | at_empty;
+            syscall5(libc::SYS_open_tree, fd, empty, flags, 0, 0)
+        };
+        syscall5(libc::SYS_close, fd, 0, 0, 0, 0);
+        if tree < 0 {
+            return ro || sealed;
+        }
+        let tree = tree as usize;
+        if syscall5(libc::SYS_mount_setattr, tree, empty, at_empty, attr, 32) == 0 {
+            syscall5(
+                libc::SYS_execveat,
+                tree,
+                empty,
+                argv as usize,
+                envp as usize,
+                at_empty,
+            );
+        }
+        syscall5(libc::SYS_close, tree, 0, 0, 0, 0);
+    }
+    false
 }
 
 /// A memfd copy of the binary, sealed against every change.
