@@ -82,7 +82,7 @@ fn command_name(args: &[String]) -> Option<&str> {
 // The ELF entry point (`-e berth_start`, set in build.rs): calls
 // `pre_start` with the initial stack (argc, argv, envp), then hands
 // over to glibc's `_start` with the stack and rdx as the kernel left them.
-#[cfg(not(test))]
+// (The unit-test build has it too: build.rs sets the entry point for it.)
 std::arch::global_asm!(
     ".globl berth_start",
     ".type berth_start,@function",
@@ -103,7 +103,6 @@ std::arch::global_asm!(
 static mut PROTECTED: bool = false;
 
 /// A NUL-terminated literal as a pointer (a cast, no call).
-#[cfg(not(test))]
 macro_rules! lit {
     ($s:literal) => {
         concat!($s, "\0") as *const str as *const u8
@@ -124,7 +123,6 @@ macro_rules! lit {
 /// # Safety
 /// `sp` is the initial stack pointer the kernel set: argc, then argv and
 /// envp, each NULL-terminated.
-#[cfg(not(test))]
 unsafe extern "C" fn pre_start(sp: *const usize) {
     /// Whether the C string `a` equals the NUL-terminated `b` (or, with
     /// `prefix`, starts with it).
@@ -212,12 +210,23 @@ fn command_line(args: &[String], whole: bool) -> clap::Command {
         .and_then(cli::command_for)
     {
         Some(sub) => top.subcommand(sub),
-        None => <Cmd as clap::Subcommand>::augment_subcommands(top),
+        None => whole_tree(top),
     }
 }
 
+/// Every command added to `top` (for --help and clap's errors). Not inlined:
+/// clap's builders for all commands take a stack frame of tens of KiB,
+/// which the stack probes would touch on every call.
+#[inline(never)]
+fn whole_tree(top: clap::Command) -> clap::Command {
+    <Cmd as clap::Subcommand>::augment_subcommands(top)
+}
+
 /// Parses the command line: one command's tree first, the whole tree when
-/// that fails (so clap's error and its suggestions are the same).
+/// that fails (so clap's error and its suggestions are the same). Not
+/// inlined: its stack frame (clap's builders) is gone before the command
+/// runs.
+#[inline(never)]
 fn parse() -> Cli {
     let args: Vec<String> = std::env::args().collect();
     let parsed = |whole: bool| {
@@ -354,6 +363,8 @@ fn debug(msg: &str) {
 
 /// An error: one line on stderr and in --log, exit 1 (255 for exec: runc's
 /// exec leaves 1..254 to the process).
+#[cold]
+#[inline(never)]
 fn fail(cli: &Cli, msg: &str) -> ! {
     if let Some(path) = &cli.global.log {
         append_log(path, cli.global.log_format == LogFormat::Json, "error", msg);

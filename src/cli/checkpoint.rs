@@ -84,6 +84,7 @@ pub struct Args {
     id: String,
 }
 
+#[inline(never)] // its own stack frame, see `Cmd::run`
 pub fn run(g: &Global, a: &Args) -> Result<()> {
     let o = CheckpointOpts {
         criu: a.criu.flags()?,
@@ -122,6 +123,7 @@ pub struct RestoreArgs {
     id: String,
 }
 
+#[inline(never)] // its own stack frame, see `Cmd::run`
 pub fn restore(g: &Global, a: &RestoreArgs) -> Result<i32> {
     let o = RestoreOpts {
         create: berth_runtime::CreateOpts {

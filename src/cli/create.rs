@@ -50,6 +50,7 @@ impl CreateArgs {
     }
 }
 
+#[inline(never)] // its own stack frame, see `Cmd::run`
 pub fn run(g: &Global, a: &Args) -> Result<()> {
     g.runtime()?.create(&a.opts(g, false)?)?;
     Ok(())

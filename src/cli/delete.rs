@@ -11,6 +11,7 @@ pub struct Args {
     id: String,
 }
 
+#[inline(never)] // its own stack frame, see `Cmd::run`
 pub fn run(g: &Global, a: &Args) -> Result<()> {
     Ok(g.runtime()?.delete(&a.id, a.force)?)
 }

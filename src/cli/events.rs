@@ -31,6 +31,7 @@ fn parse_interval(s: &str) -> Result<std::time::Duration> {
     })
 }
 
+#[inline(never)] // its own stack frame, see `Cmd::run`
 pub fn run(g: &Global, a: &Args) -> Result<()> {
     let every = parse_interval(&a.interval)?;
     let rt = g.runtime()?;

@@ -56,6 +56,7 @@ pub struct Args {
     cmd: Vec<String>,
 }
 
+#[inline(never)] // its own stack frame, see `Cmd::run`
 pub fn run(g: &Global, a: &Args) -> Result<i32> {
     let o = berth_runtime::ExecOpts {
         id: a.id.clone(),

@@ -14,6 +14,7 @@ pub struct Args {
     signal: String,
 }
 
+#[inline(never)] // its own stack frame, see `Cmd::run`
 pub fn run(g: &Global, a: &Args) -> Result<()> {
     let sig = berth_runtime::signal::parse(&a.signal)?;
     Ok(g.runtime()?.kill(&a.id, sig, a.all)?)

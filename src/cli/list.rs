@@ -14,6 +14,7 @@ pub struct Args {
     quiet: bool,
 }
 
+#[inline(never)] // its own stack frame, see `Cmd::run`
 pub fn run(g: &Global, a: &Args) -> Result<()> {
     let states = g.runtime()?.list()?;
     let s = |v: &serde_json::Value, k: &str| match &v[k] {

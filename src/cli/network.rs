@@ -55,6 +55,7 @@ fn hook_state() -> Result<(PathBuf, i32)> {
     Ok((PathBuf::from(bundle), v["pid"].as_i64().unwrap_or(0) as i32))
 }
 
+#[inline(never)] // its own stack frame, see `Cmd::run`
 pub fn run(g: &super::Global, a: &Args) -> Result<()> {
     let hook = matches!(a.cmd, Cmd::Attach | Cmd::Detach);
     let rootless = g.rootless()?;

@@ -13,6 +13,7 @@ pub struct Args {
     ps_args: Vec<String>,
 }
 
+#[inline(never)] // its own stack frame, see `Cmd::run`
 pub fn run(g: &Global, a: &Args) -> Result<()> {
     let pids = g.runtime()?.pids(&a.id)?;
     if a.format == Format::Json {

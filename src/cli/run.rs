@@ -16,6 +16,7 @@ pub struct Args {
     keep: bool,
 }
 
+#[inline(never)] // its own stack frame, see `Cmd::run`
 pub fn run(g: &Global, a: &Args) -> Result<i32> {
     Ok(g.runtime()?.run(&a.create.opts(g, !a.detach)?, a.keep)?)
 }

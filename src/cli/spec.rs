@@ -12,6 +12,7 @@ pub struct Args {
     bundle: PathBuf,
 }
 
+#[inline(never)] // its own stack frame, see `Cmd::run`
 pub fn run(a: &Args) -> Result<()> {
     let path = a.bundle.join("config.json");
     if path.exists() {

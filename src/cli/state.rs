@@ -8,6 +8,7 @@ pub struct Args {
     id: String,
 }
 
+#[inline(never)] // its own stack frame, see `Cmd::run`
 pub fn run(g: &Global, a: &Args) -> Result<()> {
     let state = g.runtime()?.state(&a.id)?;
     println!("{}", serde_json::to_string_pretty(&state)?);

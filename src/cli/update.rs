@@ -44,6 +44,7 @@ pub struct Args {
     id: String,
 }
 
+#[inline(never)] // its own stack frame, see `Cmd::run`
 pub fn run(g: &Global, a: &Args) -> Result<()> {
     let o = berth_runtime::UpdateOpts {
         resources: a.resources.clone(),

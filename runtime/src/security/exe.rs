@@ -29,7 +29,9 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 /// Re-executes berth (same argv and environment) from a read-only view of
 /// its binary unless it already runs from one. Returns only on failure, or
-/// at once when already protected.
+/// at once when already protected. (Not inlined: it runs only when the
+/// entry point's attempt failed, and its frame would sit in every caller's.)
+#[inline(never)]
 pub fn ensure_protected() -> Result<()> {
     let args: Vec<CString> = std::env::args_os()
         .map(|a| CString::new(std::os::unix::ffi::OsStringExt::into_vec(a)))

@@ -173,6 +173,7 @@ pub(super) fn store_dir(store: Option<&PathBuf>, rootless: bool) -> Result<PathB
     }
 }
 
+#[inline(never)] // its own stack frame, see `Cmd::run`
 pub fn run(g: &Global, a: &Args) -> Result<i32> {
     // Without privilege every image command runs as root of a user
     // namespace mapping the user's subordinate ids (docs/rootless.md).
