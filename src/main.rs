@@ -97,10 +97,15 @@ std::arch::global_asm!(
     pre = sym pre_start,
 );
 
-/// Set by [`pre_start`] when berth runs from a read-only view of its binary
-/// (a plain static in .bss: no relocation; written and read through raw
-/// pointers, as nothing else runs then).
-static mut PROTECTED: bool = false;
+/// What [`pre_start`] found: [`NOT_TRIED`], [`PROTECTED`] (berth runs from
+/// a read-only view of its binary) or [`VIEW_FAILED`] (the re-exec from one
+/// failed: `berth_main` goes straight to the fallback). A plain static in
+/// .bss: no relocation; written and read through raw pointers, as nothing
+/// else runs then.
+static mut ENTRY: u8 = NOT_TRIED;
+const NOT_TRIED: u8 = 0;
+const PROTECTED: u8 = 1;
+const VIEW_FAILED: u8 = 2;
 
 /// A NUL-terminated literal as a pointer (a cast, no call).
 macro_rules! lit {
@@ -182,9 +187,12 @@ unsafe extern "C" fn pre_start(sp: *const usize) {
                 {
                     let argv = argv as *const *const libc::c_char;
                     let envp = envp as *const *const libc::c_char;
-                    if berth_runtime::exe::exec_from_ro_view(argv, envp) {
-                        *std::ptr::addr_of_mut!(PROTECTED) = true;
-                    }
+                    *std::ptr::addr_of_mut!(ENTRY) =
+                        if berth_runtime::exe::exec_from_ro_view(argv, envp) {
+                            PROTECTED
+                        } else {
+                            VIEW_FAILED
+                        };
                 }
                 return;
             }
@@ -289,9 +297,6 @@ fn startup() {
 }
 
 fn berth_main() -> ! {
-    // create, run and exec have already re-executed berth in `pre_start`
-    // unless that failed: tried again here, with the error reported.
-    let unsafe_exe = std::env::var_os("BERTH_UNSAFE_EXE").is_some();
     let cli = parse();
     let _ = LOG.set((
         cli.global.log.clone(),
@@ -300,10 +305,15 @@ fn berth_main() -> ! {
     berth_runtime::set_warning_handler(warning);
     // Commands that leave a berth process inside a container first make
     // sure the container cannot write berth's binary (CVE-2019-5736).
+    // create, run and exec did in `pre_start` unless it failed; then the
+    // fallback runs here, and its error is reported.
     // SAFETY: written only by pre_start, before anything else ran.
-    let protected = unsafe { *std::ptr::addr_of!(PROTECTED) };
-    if cli.cmd.enters_container() && !unsafe_exe && !protected {
-        if let Err(e) = berth_runtime::exe::ensure_protected() {
+    let entry = unsafe { *std::ptr::addr_of!(ENTRY) };
+    if cli.cmd.enters_container()
+        && entry != PROTECTED
+        && std::env::var_os("BERTH_UNSAFE_EXE").is_none()
+    {
+        if let Err(e) = berth_runtime::exe::ensure_protected(entry == NOT_TRIED) {
             fail(&cli, &e.to_string());
         }
     }

@@ -28,11 +28,13 @@ use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 /// Re-executes berth (same argv and environment) from a read-only view of
-/// its binary unless it already runs from one. Returns only on failure, or
-/// at once when already protected. (Not inlined: it runs only when the
-/// entry point's attempt failed, and its frame would sit in every caller's.)
+/// its binary unless it already runs from one; with `try_view` false (the
+/// entry point already tried [`exec_from_ro_view`] and it failed), from a
+/// sealed copy at once. Returns only on failure, or at once when already
+/// protected. (Not inlined: it runs only where the entry point did not
+/// protect berth, and its frame would sit in every caller's.)
 #[inline(never)]
-pub fn ensure_protected() -> Result<()> {
+pub fn ensure_protected(try_view: bool) -> Result<()> {
     let args: Vec<CString> = std::env::args_os()
         .map(|a| CString::new(std::os::unix::ffi::OsStringExt::into_vec(a)))
         .collect::<std::result::Result<_, _>>()
@@ -55,7 +57,7 @@ pub fn ensure_protected() -> Result<()> {
     let (argv, envp) = (ptrs(&args), ptrs(&env));
     // SAFETY: argv and envp are NULL-terminated arrays of NUL-terminated
     // strings (args and env), alive across the call.
-    if unsafe { exec_from_ro_view(argv.as_ptr(), envp.as_ptr()) } {
+    if try_view && unsafe { exec_from_ro_view(argv.as_ptr(), envp.as_ptr()) } {
         return Ok(());
     }
     // The new mount API is missing (or refused): a sealed copy instead.
