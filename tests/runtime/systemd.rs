@@ -85,6 +85,63 @@ fn scope_unit_lives_with_the_container() {
     );
 }
 
+/// `berth ARGS` (as `t.cmd` builds it) in a mount namespace of its own
+/// where `hide` is covered by /dev/null: a socket berth cannot connect to.
+fn without(t: &T, hide: &str, args: &[&str]) -> (std::process::ExitStatus, String) {
+    let c = t.cmd(args);
+    let err = t.dir.join("without.err");
+    let st = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg("mount --bind /dev/null \"$0\" && exec \"$@\"")
+        .arg(hide)
+        .arg(c.get_program())
+        .args(c.get_args())
+        .current_dir(c.get_current_dir().unwrap())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        // Not a pipe: a detached container would hold it open.
+        .stderr(std::fs::File::create(&err).unwrap())
+        .status()
+        .unwrap();
+    (st, std::fs::read_to_string(&err).unwrap())
+}
+
+#[test]
+fn the_manager_is_reached_directly_or_through_the_bus() {
+    if skip() {
+        return;
+    }
+    // berth talks to systemd on its private socket (no bus daemon) and
+    // falls back to the system bus: each alone carries the whole life of
+    // a unit (start and its job, update, stop and its job).
+    let t = T::new("sdsock");
+    for (name, hide) in [
+        ("direct", "/run/dbus/system_bus_socket"),
+        ("bus", "/run/systemd/private"),
+    ] {
+        t.write_config(&t.config(&["sleep", "600"]));
+        let id = t.id(name);
+        let (st, err) = without(&t, hide, &["run", "-d", &id]);
+        assert!(st.success(), "{name}: {err}");
+        let pid = t.state(&id)["pid"].as_i64().unwrap();
+        let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        let unit = cg.trim().rsplit('/').next().unwrap().to_string();
+        assert!(
+            unit.starts_with(&format!("berth-test-{}-c", t.token)),
+            "{cg}"
+        );
+        assert_eq!(cg.trim(), format!("0::/system.slice/{unit}"), "{name}");
+        assert_eq!(show(&unit, "ActiveState"), "active", "{name}");
+        let (st, err) = without(&t, hide, &["update", "--pids-limit", "42", &id]);
+        assert!(st.success(), "{name}: {err}");
+        assert_eq!(show(&unit, "TasksMax"), "42", "{name}");
+        let (st, err) = without(&t, hide, &["delete", "-f", &id]);
+        assert!(st.success(), "{name}: {err}");
+        assert_eq!(show(&unit, "LoadState"), "not-found", "{name}: unit gone");
+    }
+    t.check_leaks();
+}
+
 #[test]
 fn nested_slices_and_a_slice_of_its_own() {
     if skip() {

@@ -353,10 +353,15 @@ impl Cgroup {
             props.extend(systemd::device_properties(&make));
         }
         props.extend(systemd::annotation_properties(annotations)?);
-        let bus = systemd::Bus::connect(unit.user)?;
-        let rel = bus.start(unit, id, child.pid, props)?;
+        let mut bus = systemd::Bus::connect(unit.user)?;
+        bus.start(unit, id, child.pid, props)?;
         let (h, _) = &self.dirs[0];
-        let dir = h.mount.join(rel);
+        // Where systemd puts the unit (runc computes it the same way);
+        // asked for only when it is not there.
+        let mut dir = h.mount.join(&unit.cgroup);
+        if !dir.is_dir() {
+            dir = h.mount.join(bus.control_group(&unit.name)?);
+        }
         if unit.is_slice() {
             write(&dir, "cgroup.procs", &child.pid.to_string())?;
         }

@@ -11,18 +11,22 @@
 //! calling user's, made by its user manager over the user bus (systemd
 //! delegates `user@UID.service` to the user; empty SLICE: `user.slice`
 //! there), as runc's rootless systemd driver does. The conversation happens after
-//! the clone (zbus runs a thread; the init is already a copy of a
-//! single-threaded berth), before the init is released.
+//! the clone, before the init is released, on one blocking socket (no
+//! thread), to the manager's private socket where berth may use it.
 //!
 //! The folder: this file plans the unit from `linux.cgroupsPath`;
 //! `properties` turns `linux.resources`, device rules and annotations into
-//! unit properties; `bus` is the D-Bus conversation with the manager.
+//! unit properties; `bus` is the D-Bus conversation with the manager;
+//! `wire` the little of the D-Bus protocol it needs.
 
 mod bus;
 mod properties;
+mod wire;
 
 pub use bus::{available, Bus};
-pub use properties::{annotation_properties, device_properties, resource_properties, Property};
+pub use properties::{
+    annotation_properties, device_properties, resource_properties, Property, Value,
+};
 
 use crate::error::{Error, Result};
 use std::path::PathBuf;

@@ -3,12 +3,12 @@
 //! DeviceAllow/DevicePolicy, and `org.systemd.property.` annotations
 //! parsed from GVariant text.
 
+pub use super::wire::Value;
 use crate::error::{Error, Result};
 use oci_spec::runtime::LinuxResources;
-use zbus::zvariant::Value;
 
 /// One unit property.
-pub type Property = (String, Value<'static>);
+pub type Property = (String, Value);
 
 /// A cpuset list (`0-3,7`) as the bitmask systemd's AllowedCPUs takes.
 fn cpu_bitmask(list: &str, field: &str) -> Result<Vec<u8>> {
@@ -47,7 +47,7 @@ fn limit(v: i64) -> u64 {
 /// CPUWeight from shares, the quota per second, swap on top of memory).
 pub fn resource_properties(res: &LinuxResources) -> Result<Vec<Property>> {
     let mut p: Vec<Property> = Vec::new();
-    let mut set = |k: &str, v: Value<'static>| p.push((k.to_string(), v));
+    let mut set = |k: &str, v: Value| p.push((k.to_string(), v));
     if let Some(m) = res.memory() {
         if let Some(l) = m.limit() {
             set("MemoryMax", Value::U64(limit(l)));
@@ -162,7 +162,7 @@ fn device_group(kind: &str, major: u32) -> Option<String> {
 /// An `org.systemd.property.NAME` annotation's value, in GVariant text
 /// form as runc takes it: `true`, `uint64 123`, `'text'`, `['a', 'b']`,
 /// a bare number (int32) or with a type (`@t 5`, `int64 -1`, ...).
-pub fn parse_gvariant(s: &str) -> std::result::Result<Value<'static>, String> {
+pub fn parse_gvariant(s: &str) -> std::result::Result<Value, String> {
     let s = s.trim();
     let bad = || format!("{s:?} is not a GVariant value berth reads");
     match s {
