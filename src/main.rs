@@ -2,7 +2,7 @@
 //! command with clap and dispatches to `cli/<command>.rs`; errors become one
 //! line on stderr and in `--log`, as runc writes them.
 
-// berth starts as a process on every call (create, run and exec re-execute
+// berth starts as a process on every call (create, run, exec and image run re-execute
 // it first, from its entry point: see `pre_start`): it provides the C
 // `main` itself and skips Rust's runtime set-up (reading /proc/self/maps
 // for the stack guard, the stack-overflow signal handlers), doing only the
@@ -114,8 +114,8 @@ macro_rules! lit {
     };
 }
 
-/// Runs before the C library starts: `create`, `run` and `exec`
-/// re-execute berth from a read-only view of its binary here
+/// Runs before the C library starts: `create`, `run`, `exec` and `image
+/// run` re-execute berth from a read-only view of its binary here
 /// (CVE-2019-5736, see `exe.rs`), so the first process pays for nothing
 /// else (no glibc start-up, no relocations, no parsing). Until glibc has
 /// relocated the binary, no function of another crate can be called (the
@@ -181,10 +181,24 @@ unsafe extern "C" fn pre_start(sp: *const usize) {
                     i += 1;
                 }
             } else if *a != b'-' {
-                if eq(a, lit!("create"), false)
+                let mut protect = eq(a, lit!("create"), false)
                     || eq(a, lit!("run"), false)
-                    || eq(a, lit!("exec"), false)
-                {
+                    || eq(a, lit!("exec"), false);
+                if eq(a, lit!("image"), false) {
+                    // `image [--store DIR] run`.
+                    let mut j = i + 1;
+                    while j < argc {
+                        let b = *argv.wrapping_add(j);
+                        if eq(b, lit!("--store"), false) {
+                            j += 1;
+                        } else if *b != b'-' {
+                            protect = eq(b, lit!("run"), false);
+                            break;
+                        }
+                        j += 1;
+                    }
+                }
+                if protect {
                     let argv = argv as *const *const libc::c_char;
                     let envp = envp as *const *const libc::c_char;
                     *std::ptr::addr_of_mut!(ENTRY) =
@@ -305,7 +319,7 @@ fn berth_main() -> ! {
     berth_runtime::set_warning_handler(warning);
     // Commands that leave a berth process inside a container first make
     // sure the container cannot write berth's binary (CVE-2019-5736).
-    // create, run and exec did in `pre_start` unless it failed; then the
+    // create, run, exec and image run did in `pre_start` unless it failed; then the
     // fallback runs here, and its error is reported.
     // SAFETY: written only by pre_start, before anything else ran.
     let entry = unsafe { *std::ptr::addr_of!(ENTRY) };

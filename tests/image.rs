@@ -101,6 +101,50 @@ fn image_run_busybox_prints_hi() {
     assert_eq!(ok(&o), "h1\nbar\n/tmp\n1000\n33554432\nlo\n");
     let o = t.image(&["run", "--rm", "busybox", "sh", "-c", "exit 3"]);
     assert_eq!(o.status.code(), Some(3));
+    // image run leaves a berth process inside the container until its
+    // execve, so it runs from a read-only view of its binary, as create,
+    // run and exec do (CVE-2019-5736; tests/security.rs attacks exec).
+    let mut child = t
+        .image_cmd(&["run", "--rm", "--network", "none", "busybox", "sleep", "2"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let kids = format!("/proc/{pid}/task/{pid}/children");
+    let t0 = std::time::Instant::now();
+    while std::fs::read_to_string(&kids)
+        .unwrap_or_default()
+        .trim()
+        .is_empty()
+    {
+        assert!(t0.elapsed().as_secs() < 30, "no container started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let flags = nix::sys::statvfs::statvfs(format!("/proc/{pid}/exe").as_str())
+        .unwrap()
+        .flags();
+    assert!(child.wait().unwrap().success());
+    assert!(
+        flags.contains(nix::sys::statvfs::FsFlags::ST_RDONLY),
+        "image run's binary is writable: {flags:?}"
+    );
+    // The changes of a --rm container are thrown away: its overlay is
+    // volatile (never synced), as the container sees it.
+    let o = t.image(&[
+        "run",
+        "--rm",
+        "busybox",
+        "grep",
+        " / / ",
+        "/proc/self/mountinfo",
+    ]);
+    let root = ok(&o);
+    // (",volatile" before 6.6, "fsync=volatile" since.)
+    assert!(
+        root.contains(" overlay ") && root.contains("volatile"),
+        "{root}"
+    );
     // A volume, read-only.
     let vol = t.dir.join("vol");
     std::fs::create_dir_all(&vol).unwrap();
@@ -140,6 +184,13 @@ fn multi_layer_rootfs_matches_umoci() {
     import(&t, "multi", &["--name", "multi"]);
     let mnt = t.dir.join("mnt");
     ok(&t.image(&["mount", "multi", mnt.to_str().unwrap()]));
+    // A mount that is kept is synced like any file system.
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let line = info
+        .lines()
+        .find(|l| l.contains(&format!(" {} ", mnt.display())))
+        .expect("the overlay is mounted");
+    assert!(!line.contains("volatile"), "{line}");
     let flat = t.dir.join("flat");
     ok(&t.image(&["unpack", "multi", flat.to_str().unwrap()]));
     let umo = t.dir.join("umoci");

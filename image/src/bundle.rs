@@ -33,6 +33,9 @@ pub struct Opts {
     pub volumes: Vec<String>,
     pub read_only: bool,
     pub terminal: bool,
+    /// The container's changes go with it (`image run --rm`): its overlay
+    /// is `volatile`, so the upper dir is never synced to disk.
+    pub discard: bool,
 }
 
 /// Reads a file of the image rootfs (resolved inside it).
@@ -245,7 +248,7 @@ pub fn bundle(store: &Store, image: &ImageRec, dir: &Path, base: &Value, o: &Opt
     let config = serde_json::from_slice::<Value>(&store.read_blob(&Digest::parse(&image.config)?)?)
         .map_err(|e| Error::Format(format!("image config: {e}")))?;
     let rootfs = dir.join("rootfs");
-    overlay::mount(store, image, &rootfs)?;
+    overlay::mount(store, image, &rootfs, o.discard)?;
     let res = make_config(base, &config, &rootfs, o).and_then(|c| {
         let p = dir.join("config.json");
         std::fs::write(&p, serde_json::to_vec_pretty(&c).expect("serializes"))

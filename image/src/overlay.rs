@@ -45,7 +45,9 @@ pub fn mounts(store: &Store) -> Vec<MountRec> {
 }
 
 /// Mounts an overlay rootfs of `image` at `target` (created if missing).
-pub fn mount(store: &Store, image: &ImageRec, target: &Path) -> Result<()> {
+/// `volatile`: the upper dir is thrown away after use, so the overlay
+/// never syncs it (no flush of the store's file system at unmount).
+pub fn mount(store: &Store, image: &ImageRec, target: &Path, volatile: bool) -> Result<()> {
     std::fs::create_dir_all(target).map_err(|e| Error::io("cannot create", target, e))?;
     let target = std::fs::canonicalize(target).map_err(|e| Error::io("mount target", target, e))?;
     let dir = store.root.join("mounts").join(mount_id(&target));
@@ -81,7 +83,15 @@ pub fn mount(store: &Store, image: &ImageRec, target: &Path) -> Result<()> {
             }
             lowers.push(p);
         }
-        mount_overlay(&dir, &lowers, &upper, &work, &target, store.rootless)
+        mount_overlay(
+            &dir,
+            &lowers,
+            &upper,
+            &work,
+            &target,
+            store.rootless,
+            volatile,
+        )
     })();
     if res.is_err() {
         remove_tree(&dir);
@@ -98,8 +108,9 @@ fn mount_overlay(
     work: &Path,
     target: &Path,
     userxattr: bool,
+    volatile: bool,
 ) -> Result<()> {
-    match mount_new_api(lowers, upper, work, target, userxattr) {
+    match mount_new_api(lowers, upper, work, target, userxattr, volatile) {
         Ok(()) => return Ok(()),
         // No fsopen or no lowerdir+ (kernels before 6.8): mount(2) below.
         Err(Errno::ENOSYS) | Err(Errno::EINVAL) => {}
@@ -124,7 +135,11 @@ fn mount_overlay(
         .iter()
         .map(|p| p.to_string_lossy().into_owned())
         .collect();
-    let extra = if userxattr { ",userxattr" } else { "" };
+    let extra = format!(
+        "{}{}",
+        if userxattr { ",userxattr" } else { "" },
+        if volatile { ",volatile" } else { "" }
+    );
     let data = format!(
         "lowerdir={},upperdir={},workdir={}{extra}",
         abs.join(":"),
@@ -166,6 +181,7 @@ fn mount_new_api(
     work: &Path,
     target: &Path,
     userxattr: bool,
+    volatile: bool,
 ) -> nix::Result<()> {
     const FSOPEN_CLOEXEC: u32 = 1;
     const FSCONFIG_SET_FLAG: u32 = 0;
@@ -201,7 +217,7 @@ fn mount_new_api(
     }
     set("upperdir", upper)?;
     set("workdir", work)?;
-    if userxattr {
+    let flag = |k: &std::ffi::CStr| {
         // SAFETY: fsconfig SET_FLAG with a valid fs context fd and a
         // NUL-terminated key, no value.
         let r = unsafe {
@@ -209,12 +225,18 @@ fn mount_new_api(
                 libc::SYS_fsconfig,
                 fs.as_raw_fd(),
                 FSCONFIG_SET_FLAG,
-                c"userxattr".as_ptr(),
+                k.as_ptr(),
                 0usize,
                 0,
             )
         };
-        Errno::result(r)?;
+        Errno::result(r).map(drop)
+    };
+    if userxattr {
+        flag(c"userxattr")?;
+    }
+    if volatile {
+        flag(c"volatile")?;
     }
     // SAFETY: fsconfig CMD_CREATE takes no key or value.
     let r = unsafe {
@@ -249,6 +271,27 @@ fn mount_new_api(
     Errno::result(r).map(drop)
 }
 
+/// Removes a mount's directory: first as the kernel and berth left it when
+/// the container wrote nothing (an empty upper dir, the work dir with a
+/// volatile mount's marker), name by name; whatever else is there, by a
+/// walk of the tree.
+fn remove_mount_dir(dir: &Path) {
+    let work = dir.join("work/work");
+    let volatile = work.join("incompat/volatile");
+    let quick = std::fs::remove_file(dir.join("mount.json")).is_ok()
+        && std::fs::remove_dir(dir.join("upper")).is_ok()
+        && (!volatile.exists()
+            || std::fs::remove_file(volatile.join("dirty")).is_ok()
+                && std::fs::remove_dir(&volatile).is_ok()
+                && std::fs::remove_dir(work.join("incompat")).is_ok())
+        && std::fs::remove_dir(&work).is_ok()
+        && std::fs::remove_dir(dir.join("work")).is_ok()
+        && std::fs::remove_dir(dir).is_ok();
+    if !quick {
+        remove_tree(dir);
+    }
+}
+
 /// Unmounts the overlay at `target` (a mount point, or a bundle directory
 /// whose `rootfs` is one) and removes its upper and work dirs.
 pub fn umount(store: &Store, target: &Path) -> Result<PathBuf> {
@@ -262,7 +305,7 @@ pub fn umount(store: &Store, target: &Path) -> Result<PathBuf> {
             Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => {}
             Err(e) => return Err(Error::sys(format!("umount {}", t.display()), e)),
         }
-        remove_tree(&dir);
+        remove_mount_dir(&dir);
         return Ok(t);
     }
     Err(Error::Other(format!(

@@ -227,6 +227,18 @@ impl Store {
     /// Finds an image by name (`busybox`, `busybox:1`) or digest prefix.
     pub fn image(&self, name: &str) -> Result<ImageRec> {
         let full = normalize_name(name);
+        // Its own file first: one read, not the whole list.
+        let own = self
+            .root
+            .join("images")
+            .join(format!("{}.json", file_name(&full)));
+        if let Some(rec) = std::fs::read(own)
+            .ok()
+            .and_then(|d| serde_json::from_slice::<ImageRec>(&d).ok())
+            .filter(|r| r.name == full)
+        {
+            return Ok(rec);
+        }
         let all = self.images()?;
         if let Some(i) = all.iter().find(|i| i.name == full) {
             return Ok(i.clone());

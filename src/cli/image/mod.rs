@@ -237,7 +237,7 @@ pub fn run(g: &Global, a: &Args) -> Result<i32> {
             println!("removed {l} layers, {b} blobs");
         }
         Cmd::Unpack { name, dir } => flatten::unpack(&st, &st.image(name)?, dir)?,
-        Cmd::Mount { name, dir } => overlay::mount(&st, &st.image(name)?, dir)?,
+        Cmd::Mount { name, dir } => overlay::mount(&st, &st.image(name)?, dir, false)?,
         Cmd::Umount { dir } => {
             // A bundle of `image run` whose container never got a state
             // (its berth killed before create) still holds its address and

@@ -193,6 +193,7 @@ pub fn run(g: &Global, st: &Store, r: &Args) -> Result<i32> {
         volumes: r.volumes.clone(),
         read_only: r.read_only,
         terminal: r.tty,
+        discard: r.rm,
     };
     let base = berth_runtime::spec::default_spec(false);
     if let Err(e) = bundle::bundle(st, &img, &dir, &base, &o) {
@@ -237,8 +238,12 @@ pub fn run(g: &Global, st: &Store, r: &Args) -> Result<i32> {
     if r.rm || res.is_err() {
         // delete runs the poststop hook (the network's teardown); the
         // detach after it is for a container that never got a state.
-        let _ = rt.delete(&id, true);
-        let _ = container::detach(&nets, &dir);
+        if rt.exists(&id) {
+            let _ = rt.delete(&id, true);
+        }
+        if !matches!(network, Net::Own(_)) {
+            let _ = container::detach(&nets, &dir);
+        }
         let _ = overlay::umount(st, &dir);
         let _ = std::fs::remove_dir_all(&dir);
     }
