@@ -161,6 +161,8 @@ def main():
         for n in ORDER:
             runs[n].append(run([RT[n], "--root", roots[n], "run", "--bundle", true_b, f"run-{n}-{i}"])[0])
         fl.append(run([floor, rootfs])[0])
+    # `image run --rm` of a stored image against `run` of a prepared bundle.
+    res["image_run"] = image_run(tmp, roots["berth"])
     # exec into a running container.
     ex = {n: [] for n in ORDER + [NOEXE]}
     for n in ORDER:
@@ -217,6 +219,33 @@ def main():
             print(f"warning: {berth_parent} left: {e}", file=sys.stderr)
 
 
+def image_run(tmp, root):
+    """`berth image run --rm --network none busybox-oci /bin/true` (a bundle
+    from the image config, an overlay rootfs, run, then all of it removed)
+    against `berth run` of the bundle `berth image bundle` prepared from the
+    same image (the same config: default device rules, a network namespace
+    with only lo; the overlay already mounted), interleaved: medians in ms."""
+    store = os.path.join(tmp, "store")
+    image = os.path.join(os.path.dirname(rootfs), "images", "busybox-oci.tar")
+    subprocess.run([berth, "image", "--store", store, "import", image], check=True, stdout=DEVNULL)
+    prepared = os.path.join(tmp, "image-bundle")
+    subprocess.run([berth, "image", "--store", store, "bundle", "busybox-oci", prepared], check=True)
+    cfg = os.path.join(prepared, "config.json")
+    c = json.load(open(cfg))
+    c["process"]["args"] = ["/bin/true"]
+    c["process"]["terminal"] = False
+    json.dump(c, open(cfg, "w"))
+    t = {"image_run": [], "run": []}
+    for i in range(-3, N):
+        a = run([berth, "image", "--store", store, "run", "--rm", "--network", "none", "busybox-oci", "/bin/true"])[0]
+        b = run([berth, "--root", root, "run", "--bundle", prepared, f"ir-{i}"])[0]
+        if i >= 0:
+            t["image_run"].append(a)
+            t["run"].append(b)
+    subprocess.run([berth, "image", "--store", store, "umount", prepared], check=True)
+    return {k: median_ms(v) for k, v in t.items()}
+
+
 def symbol_order():
     """How many of src/symbol-order.txt's names the binary has (build.rs):
     a stale list shows as a low count and a larger create RSS."""
@@ -248,6 +277,8 @@ def table(r):
         lines.append(f"{'scale ' + k + ' (s)':24}" + "".join(f"{v[n]['seconds']:>10.3f}" for n in ORDER)
                      + f"{v['berth']['seconds']/v['crun']['seconds']:>9.2f}{v['berth']['seconds']/v['runc']['seconds']:>9.2f}"
                      + "  failures " + "/".join(str(v[n]['failures']) for n in ORDER))
+    ir = r["image_run"]
+    lines.append(f"{'image run --rm':24}{ir['image_run']:>10.2f} ms   / run of a bundle {ir['run']:.2f} ms: {ir['image_run'] / ir['run']:.2f}")
     lines.append(f"{'floor (C, same work)':24}{r['floor_ms']:>10.2f} ms   berth run / floor {r['run_ms']['berth'] / r['floor_ms']:.2f}")
     p = r["exe_protection"]
     lines.append(f"CVE-2019-5736 re-exec costs berth {p['lifecycle_ms']:+.2f} ms per lifecycle, "

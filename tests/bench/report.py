@@ -36,6 +36,12 @@ def runtime_tables(r):
                    f"{ratio(v['berth'], v['crun'])} | {ratio(v['berth'], v['runc'])} |")
     out += ["", f"The C floor (tests/bench/floor.c: the default config's work, no config, cgroup or state) took "
             f"{r['floor_ms']:.2f} ms: berth's `run` is {ratio(r['run_ms']['berth'], r['floor_ms'])} × the floor."]
+    if "image_run" in r:
+        ir = r["image_run"]
+        out += ["", f"`berth image run --rm --network none` of the stored busybox image (bundle from the image config, "
+                f"overlay rootfs, run, all removed) took {ir['image_run']:.2f} ms against {ir['run']:.2f} ms for `run` "
+                f"of the bundle `berth image bundle` prepared from the same image (same config, overlay already mounted), "
+                f"interleaved: {ratio(ir['image_run'], ir['run'])} × (target ≤ 1.2)."]
     out += ["", "| containers started at once | berth (s) | crun (s) | runc (s) | berth/crun | failures |",
             "| ---: | ---: | ---: | ---: | ---: | --- |"]
     for k, v in r["scale"].items():

@@ -7,8 +7,8 @@ over the 3.9 MB of text make a `create` touch most of it. build.rs gives
 this file to the linker (lld --symbol-ordering-file), which places the
 functions listed first, together, in this order.
 
-The list is what the runtime commands execute, first run first: each
-command runs once, from the release build (which keeps its symbol
+The list is what the runtime commands execute, then what `image run
+--rm` adds to them, first run first: each command runs once, from the release build (which keeps its symbol
 table: names differ between profiles), under a small ptrace
 tracer that puts a breakpoint on every function of the binary and notes
 each function the first time one of berth's processes (the container init
@@ -225,6 +225,12 @@ def trace(berth, rootfs, tmp, view):
             ["ps", "s"], ["kill", "s", "KILL"], ["delete", "-f", "s"],
         ]:
             traced(a)
+        # Then `image run --rm` of a stored image: what it runs beyond the
+        # runtime's path comes after it in the list.
+        store = os.path.join(tmp, "store-" + view)
+        image = os.path.join(os.path.dirname(rootfs), "images", "busybox-oci.tar")
+        subprocess.run([berth, "image", "--store", store, "import", image], check=True, stdout=DEVNULL)
+        traced(["image", "--store", store, "run", "--rm", "--network", "none", "busybox-oci", "/bin/true"])
     finally:
         for c in ["c", "r", "s"]:
             subprocess.run([berth, "--root", root, "delete", "-f", c], stderr=DEVNULL)
