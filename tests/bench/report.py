@@ -83,6 +83,14 @@ def systemd_tables(d):
         if f"{n}_systemd_ms" in d:
             f, s = d[f"{n}_cgroupfs_ms"], d[f"{n}_systemd_ms"]
             out.append(f"| {n} | {f:.1f} | {s:.1f} | {ratio(s, f)} |")
+    if "runc_systemd_ms" in d:
+        b, r = d["berth_systemd_ms"], d["runc_systemd_ms"]
+        extra = lambda n: d[f"{n}_systemd_ms"] - d[f"{n}_cgroupfs_ms"]
+        line = (f"berth's systemd lifecycle is {ratio(b, r)} × runc's (target ≤ 0.7)"
+                + (f" and {ratio(b, d['crun_systemd_ms'])} × crun's (target < 1)" if "crun_systemd_ms" in d else "")
+                + f"; what the driver adds to a lifecycle: berth {extra('berth'):.0f} ms, runc {extra('runc'):.0f} ms"
+                + (f", crun {extra('crun'):.0f} ms" if "crun_systemd_ms" in d else "") + ".")
+        out += ["", line]
     return out
 
 
