@@ -18,15 +18,22 @@ use std::path::Path;
 pub fn remove_any(dir: BorrowedFd, name: &OsStr) -> nix::Result<()> {
     match unlinkat(dir, name, UnlinkatFlags::NoRemoveDir) {
         Ok(()) | Err(Errno::ENOENT) => Ok(()),
+        // An empty directory goes at once; only a full one is walked.
         Err(Errno::EISDIR) | Err(Errno::EPERM) => {
-            let sub = openat(
-                dir,
-                name,
-                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )?;
-            clear_dir(sub.as_fd())?;
-            unlinkat(dir, name, UnlinkatFlags::RemoveDir)
+            match unlinkat(dir, name, UnlinkatFlags::RemoveDir) {
+                Ok(()) | Err(Errno::ENOENT) => Ok(()),
+                Err(Errno::ENOTEMPTY) | Err(Errno::EEXIST) => {
+                    let sub = openat(
+                        dir,
+                        name,
+                        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                        Mode::empty(),
+                    )?;
+                    clear_dir(sub.as_fd())?;
+                    unlinkat(dir, name, UnlinkatFlags::RemoveDir)
+                }
+                Err(e) => Err(e),
+            }
         }
         Err(e) => Err(e),
     }

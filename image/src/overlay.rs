@@ -271,27 +271,6 @@ fn mount_new_api(
     Errno::result(r).map(drop)
 }
 
-/// Removes a mount's directory: first as the kernel and berth left it when
-/// the container wrote nothing (an empty upper dir, the work dir with a
-/// volatile mount's marker), name by name; whatever else is there, by a
-/// walk of the tree.
-fn remove_mount_dir(dir: &Path) {
-    let work = dir.join("work/work");
-    let volatile = work.join("incompat/volatile");
-    let quick = std::fs::remove_file(dir.join("mount.json")).is_ok()
-        && std::fs::remove_dir(dir.join("upper")).is_ok()
-        && (!volatile.exists()
-            || std::fs::remove_file(volatile.join("dirty")).is_ok()
-                && std::fs::remove_dir(&volatile).is_ok()
-                && std::fs::remove_dir(work.join("incompat")).is_ok())
-        && std::fs::remove_dir(&work).is_ok()
-        && std::fs::remove_dir(dir.join("work")).is_ok()
-        && std::fs::remove_dir(dir).is_ok();
-    if !quick {
-        remove_tree(dir);
-    }
-}
-
 /// Unmounts the overlay at `target` (a mount point, or a bundle directory
 /// whose `rootfs` is one) and removes its upper and work dirs.
 pub fn umount(store: &Store, target: &Path) -> Result<PathBuf> {
@@ -305,7 +284,7 @@ pub fn umount(store: &Store, target: &Path) -> Result<PathBuf> {
             Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => {}
             Err(e) => return Err(Error::sys(format!("umount {}", t.display()), e)),
         }
-        remove_mount_dir(&dir);
+        remove_tree(&dir);
         return Ok(t);
     }
     Err(Error::Other(format!(

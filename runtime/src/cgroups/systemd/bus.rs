@@ -176,7 +176,7 @@ impl Bus {
             match (m.kind, m.reply_to) {
                 (2, Some(s)) if s == serial => return Ok(m),
                 (3, Some(s)) if s == serial => return Err(refused(method, &m)),
-                (3, Some(s)) if s <= self.setup => return Err(refused(&m.error.clone(), &m)),
+                (3, Some(s)) if s <= self.setup => return Err(refused(&m.error, &m)),
                 _ => {}
             }
         }
@@ -192,8 +192,7 @@ impl Bus {
         if !self.subscribed {
             // Through a bus daemon, job signals reach only a subscribed
             // client that asked for them, before the call.
-            let mut rule = Body::default();
-            rule.str("type='signal',sender='org.freedesktop.systemd1',interface='org.freedesktop.systemd1.Manager',member='JobRemoved'");
+            let rule = Body::strs(&["type='signal',sender='org.freedesktop.systemd1',interface='org.freedesktop.systemd1.Manager',member='JobRemoved'"]);
             self.conn.call(DAEMON, "AddMatch", "s", &rule);
             self.setup = self.conn.call(MGR, "Subscribe", "", &Body::default());
             self.subscribed = true;
@@ -246,9 +245,7 @@ impl Bus {
     /// The cgroup of a running unit as systemd names it, relative to the
     /// cgroup2 mount (for when it is not where berth's plan put it).
     pub fn control_group(&mut self, unit: &str) -> Result<PathBuf> {
-        let mut b = Body::default();
-        b.str(unit);
-        let reply = self.call("GetUnit", "s", &b)?;
+        let reply = self.call("GetUnit", "s", &Body::strs(&[unit]))?;
         let path = Reader::new(&reply)
             .str()
             .map_err(|e| Error::Other(format!("GetUnit: {e}")))?;
@@ -257,8 +254,7 @@ impl Bus {
         } else {
             "org.freedesktop.systemd1.Scope"
         };
-        let mut b = Body::default();
-        b.str(iface).str("ControlGroup");
+        let b = Body::strs(&[iface, "ControlGroup"]);
         let unit_obj = To {
             dest: DEST,
             path: &path,
@@ -289,13 +285,9 @@ impl Bus {
     /// Stops a unit and waits until it is gone; a unit that is not there
     /// (it ends by itself once its last process has) is fine.
     pub fn stop(&mut self, unit: &str) -> Result<()> {
-        let mut b = Body::default();
-        b.str(unit).str("replace");
-        let r = self.job("StopUnit", unit, "ss", &b);
+        let r = self.job("StopUnit", unit, "ss", &Body::strs(&[unit, "replace"]));
         // A unit that failed (an OOM kill, say) stays listed until reset.
-        let mut b = Body::default();
-        b.str(unit);
-        let _ = self.call("ResetFailedUnit", "s", &b);
+        let _ = self.call("ResetFailedUnit", "s", &Body::strs(&[unit]));
         match r {
             Err(Error::Other(m)) if m.contains("NoSuchUnit") || m.contains("not loaded") => Ok(()),
             r => r,

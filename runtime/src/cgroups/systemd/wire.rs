@@ -89,6 +89,14 @@ impl From<Vec<(String, String)>> for Value {
 pub struct Body(Vec<u8>);
 
 impl Body {
+    /// A body of strings (or object paths) only.
+    pub fn strs(strs: &[&str]) -> Body {
+        let mut b = Body::default();
+        for s in strs {
+            b.str(s);
+        }
+        b
+    }
     fn pad(&mut self, to: usize) {
         while !self.0.len().is_multiple_of(to) {
             self.0.push(0);
@@ -274,15 +282,9 @@ fn parse(buf: &[u8]) -> Result<Option<(Message, usize)>, String> {
         b'B' => true,
         _ => return Err(malformed()),
     };
-    let num = |at: usize| {
-        let b: [u8; 4] = buf[at..at + 4].try_into().unwrap_or_default();
-        if big {
-            u32::from_be_bytes(b)
-        } else {
-            u32::from_le_bytes(b)
-        }
-    };
-    let (body_len, fields_len) = (num(4) as usize, num(12) as usize);
+    // Length of the body, serial, length of the header fields.
+    let mut r = Reader { buf, pos: 4, big };
+    let (body_len, _, fields_len) = (r.u32()? as usize, r.u32()?, r.u32()? as usize);
     if body_len > 1 << 27 || fields_len > 1 << 26 {
         return Err(malformed());
     }
@@ -293,34 +295,25 @@ fn parse(buf: &[u8]) -> Result<Option<(Message, usize)>, String> {
     let mut m = Message {
         kind: buf[1],
         big,
-        body: buf[16..16 + fields_len].to_vec(),
         ..Message::default()
     };
-    // The header fields, a(yv), read through a Reader over their bytes
-    // (the array starts at offset 16, a multiple of 8).
-    let fields = std::mem::take(&mut m.body);
-    {
-        let mut r = Reader {
-            buf: &fields,
-            pos: 0,
-            big,
-        };
-        while r.pos.next_multiple_of(8) < fields.len() {
-            let code = r.take(8, 1)?[0];
-            let ty = r.sig()?;
-            let v = match ty.as_str() {
-                "s" | "o" => r.str()?,
-                "g" => r.sig()?,
-                "u" => r.u32()?.to_string(),
-                _ => return Err(malformed()),
-            };
-            match code {
-                3 => m.member = v,
-                4 => m.error = v,
-                5 => m.reply_to = v.parse().ok(),
-                8 => m.sig = v,
-                _ => {}
-            }
+    // The header fields, a(yv), from offset 16 (a multiple of 8).
+    let mut r = Reader {
+        buf: &buf[16..16 + fields_len],
+        pos: 0,
+        big,
+    };
+    while r.pos.next_multiple_of(8) < fields_len {
+        let code = r.take(8, 1)?[0];
+        match (code, r.sig()?.as_str()) {
+            (5, "u") => m.reply_to = Some(r.u32()?),
+            (_, "u") => drop(r.u32()?),
+            (8, "g") => m.sig = r.sig()?,
+            (_, "g") => drop(r.sig()?),
+            (3, "s") => m.member = r.str()?,
+            (4, "s") => m.error = r.str()?,
+            (_, "s" | "o") => drop(r.str()?),
+            _ => return Err(malformed()),
         }
     }
     m.body = buf[body_at..body_at + body_len].to_vec();
